@@ -1,0 +1,51 @@
+"""`lpnode`: go-livepeer's flags for the node itself; extra tools are subcommands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from lpnode.config import FlagError, parse_node_flags, usage
+from lpnode.secret import SecretError
+from lpnode.transcode.gpu import GpuPreflightError
+
+SUBCOMMANDS = ("test-stream",)
+
+
+def _logging(verbosity: int) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbosity >= 6 else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    # Hypercorn and httpx log every connection at INFO; operators want lpnode's own lines.
+    for noisy in ("hpack", "httpx", "httpcore", "hypercorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "test-stream":
+        from lpnode.gateway import teststream
+        return teststream.main(argv[1:])
+    if argv and argv[0] in ("-h", "-help", "--help"):
+        print(usage())
+        return 0
+    try:
+        cfg = parse_node_flags(argv, os.environ)
+    except FlagError as exc:
+        print(f"lpnode: {exc}", file=sys.stderr)
+        print("run 'lpnode -help' for the list of flags", file=sys.stderr)
+        return 2
+    _logging(cfg.verbosity)
+    from lpnode.node import run_node
+    try:
+        asyncio.run(run_node(cfg))
+    except (SecretError, GpuPreflightError) as exc:
+        logging.getLogger("lpnode").error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

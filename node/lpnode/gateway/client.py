@@ -1,0 +1,76 @@
+"""What a go-livepeer gateway does against an orchestrator in -network offchain: GetOrchestrator,
+POST /segment, download the renditions (server/segment_rpc.go, SubmitSegment)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import grpc
+import httpx
+
+from lpnode.core import capabilities as caps
+from lpnode.hashing import keccak256
+from lpnode.net import lp_rpc_pb2 as pb
+from lpnode.net import lp_rpc_pb2_grpc as rpc
+from lpnode.net.channel import secure_channel
+from lpnode.net.convert import set_segment_profiles
+from lpnode.transcode.profiles import VideoProfile
+
+
+class SegmentRejected(Exception):
+    """The orchestrator refused or failed the segment; the text is what it said."""
+
+
+class GatewayClient:
+    def __init__(self, orch_addr: str, *, timeout_s: float = 30.0) -> None:
+        self.orch_addr = orch_addr
+        self._timeout = timeout_s
+        self._channel: grpc.aio.Channel | None = None
+        self._http = httpx.AsyncClient(http2=True, verify=False, timeout=timeout_s)
+
+    async def __aenter__(self) -> "GatewayClient":
+        self._channel = await secure_channel(self.orch_addr)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        await self._http.aclose()
+
+    async def get_orchestrator(self) -> pb.OrchestratorInfo:
+        assert self._channel is not None, "use GatewayClient as an async context manager"
+        request = pb.OrchestratorRequest(capabilities=caps.to_net(
+            {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}))
+        return await rpc.OrchestratorStub(self._channel).GetOrchestrator(
+            request, timeout=self._timeout)
+
+    async def submit(self, info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
+                     profiles: Sequence[VideoProfile], duration_ms: int) -> pb.TranscodeResult:
+        needs = {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}
+        seg = pb.SegData(manifestId=manifest_id.encode(), seq=seq, hash=keccak256(data),
+                         duration=duration_ms, auth_token=info.auth_token,
+                         capabilities=caps.to_net(needs), profiles=b"invalid")
+        set_segment_profiles(seg, profiles)
+        headers = {
+            "Livepeer-Segment": base64.b64encode(seg.SerializeToString()).decode(),
+            "Livepeer-Payment": "",
+            "Content-Type": "video/MP2T",
+            "Accept": "multipart/mixed",
+            "Content-Duration": str(duration_ms),
+        }
+        resp = await self._http.post(f"{info.transcoder}/segment", content=data, headers=headers)
+        if resp.status_code != 200:
+            raise SegmentRejected(f"{resp.status_code}: {resp.text.strip()}")
+        result = pb.TranscodeResult.FromString(resp.content)
+        if result.WhichOneof("result") == "error":
+            raise SegmentRejected(result.error)
+        return result
+
+    async def download(self, url: str) -> bytes:
+        return (await self._http.get(url)).raise_for_status().content
+
+    async def end_session(self, token: pb.AuthToken) -> None:
+        assert self._channel is not None
+        await rpc.OrchestratorStub(self._channel).EndTranscodingSession(
+            pb.EndTranscodingSessionRequest(auth_token=token), timeout=self._timeout)

@@ -1,0 +1,188 @@
+"""`lpnode test-stream`: prove a node works by sending it a stream the way a gateway does.
+
+Each rendition is downloaded and decoded, and its size and frame count checked. The last line
+printed is a JSON summary; the exit status is non-zero if any segment failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import grpc
+import httpx
+
+from lpnode.gateway.client import GatewayClient, SegmentRejected
+from lpnode.transcode.engine import probe_rendition
+from lpnode.transcode.profiles import VideoProfile, parse_profiles
+from lpnode.transcode.testsrc import cut_segments, make_source
+
+DEFAULT_PROFILES = "P360p30fps16x9,P240p30fps16x9,P144p30fps16x9"
+_SOURCE_SEGMENTS = 5   # a generated source is this many segments long, sent round and round
+
+
+@dataclass
+class SourceSegment:
+    data: bytes
+    frames: int
+    fps: float
+    duration_ms: int
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retries: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, reason: str) -> None:
+        self.failed += 1
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def summary(self) -> dict:
+        lat = sorted(self.latencies_ms)
+
+        def pct(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 1) if lat else None
+
+        return {"segments": self.sent, "succeeded": self.succeeded, "failed": self.failed,
+                "success_rate": round(self.succeeded / self.sent, 4) if self.sent else 0.0,
+                "retries": self.retries,
+                "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99),
+                               "max": round(lat[-1], 1) if lat else None,
+                               "mean": round(statistics.fmean(lat), 1) if lat else None},
+                "errors": self.errors}
+
+
+def describe(data: bytes) -> SourceSegment:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 30)
+        frames = sum(1 for _ in container.decode(stream))
+    return SourceSegment(data, frames, fps, round(frames / fps * 1000))
+
+
+def expected_frames(src: SourceSegment, profile: VideoProfile) -> int:
+    if profile.fps <= 0:
+        return src.frames
+    return round(src.frames * (profile.fps / max(profile.fps_den, 1)) / src.fps)
+
+
+def check_rendition(data: bytes, profile: VideoProfile, src: SourceSegment) -> str | None:
+    """None if the rendition is what was asked for, else what is wrong with it."""
+    try:
+        width, height, frames = probe_rendition(data)
+    except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
+        return f"{profile.name}: does not decode ({exc})"
+    if (width, height) != (profile.width, profile.height):
+        return f"{profile.name}: {width}x{height}, expected {profile.width}x{profile.height}"
+    want = expected_frames(src, profile)
+    if abs(frames - want) > 1:
+        return f"{profile.name}: {frames} frames, expected {want}"
+    return None
+
+
+async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], count: int,
+                     profiles: list[VideoProfile], max_attempts: int, report: Report,
+                     verbose: bool) -> None:
+    async with GatewayClient(addr) as client:
+        info = await client.get_orchestrator()
+        manifest = f"teststream-{stream_no}-{int(time.time())}"
+        for seq in range(count):
+            src = segments[seq % len(segments)]
+            report.sent += 1
+            started = time.perf_counter()
+            for attempt in range(1, max_attempts + 1):
+                try:
+                    result = await client.submit(info, manifest, seq, src.data, profiles, src.duration_ms)
+                    break
+                except (httpx.TransportError, grpc.aio.AioRpcError) as exc:
+                    error = f"transport: {exc}"
+                except SegmentRejected as exc:
+                    error = str(exc)
+                    if "auth token" not in error:
+                        break
+                    info = await client.get_orchestrator()
+                if attempt < max_attempts:
+                    report.retries += 1
+                    await asyncio.sleep(0.5)
+            else:
+                result = None
+            if result is None:
+                report.fail(error)
+                print(f"stream {stream_no} seg {seq}: FAILED {error}", flush=True)
+                continue
+            latency = (time.perf_counter() - started) * 1000
+            problems = []
+            for profile, rendition in zip(profiles, result.data.segments):
+                problem = check_rendition(await client.download(rendition.url), profile, src)
+                if problem:
+                    problems.append(problem)
+            if len(result.data.segments) != len(profiles):
+                problems.append(f"{len(result.data.segments)} renditions for {len(profiles)} profiles")
+            if problems:
+                report.fail("bad rendition")
+                print(f"stream {stream_no} seg {seq}: BAD {'; '.join(problems)}", flush=True)
+                continue
+            report.succeeded += 1
+            report.latencies_ms.append(latency)
+            if verbose:
+                print(f"stream {stream_no} seg {seq}: ok {latency:.0f} ms", flush=True)
+
+
+def load_source(path: str | None, resolution: str) -> list[SourceSegment]:
+    if path:
+        raw = Path(path).read_bytes()
+    else:
+        width, height = (int(v) for v in resolution.lower().split("x"))
+        raw = make_source(_SOURCE_SEGMENTS * 2.0, width, height, 30)
+    return [describe(seg) for seg in cut_segments(raw, 2.0)]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="lpnode test-stream", description=__doc__)
+    p.add_argument("-orchAddr", required=True, help="orchestrator host:port (8935)")
+    p.add_argument("-segments", type=int, default=10, help="segments per stream (default 10)")
+    p.add_argument("-streams", type=int, default=1, help="concurrent streams (default 1)")
+    p.add_argument("-source", help="a video file to cut into 2 s segments (default: generated)")
+    p.add_argument("-resolution", default="1280x720", help="generated source size (default 1280x720)")
+    p.add_argument("-profiles", default=DEFAULT_PROFILES, help=f"renditions (default {DEFAULT_PROFILES})")
+    p.add_argument("-maxAttempts", type=int, default=3, help="tries per segment on transport errors")
+    p.add_argument("-quiet", action="store_true", help="print only failures and the summary")
+    args = p.parse_args(argv)
+    if args.segments < 1 or args.streams < 1 or args.maxAttempts < 1:
+        p.error("-segments, -streams and -maxAttempts must be at least 1")
+    return args
+
+
+async def run(args: argparse.Namespace) -> Report:
+    profiles = parse_profiles(args.profiles)
+    segments = load_source(args.source, args.resolution)
+    report = Report()
+    await asyncio.gather(*(run_stream(args.orchAddr, n, segments, args.segments, profiles,
+                                      args.maxAttempts, report, not args.quiet)
+                           for n in range(args.streams)))
+    return report
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        report = asyncio.run(run(args))
+    except (OSError, grpc.aio.AioRpcError) as exc:
+        report = Report()
+        report.errors[f"cannot reach orchestrator {args.orchAddr}: {exc}"] = 1
+        print(f"cannot reach orchestrator {args.orchAddr}: {exc}", file=sys.stderr)
+    print(json.dumps(report.summary()), flush=True)
+    return 0 if report.sent and report.failed == 0 else 1

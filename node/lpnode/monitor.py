@@ -1,0 +1,95 @@
+"""Prometheus metrics for /metrics on the admin port.
+
+Names follow go-livepeer's monitor/census.go where it has them (the `livepeer_` namespace and the
+`node_type` label operators already chart); per-transcoder series, which go-livepeer lacks, are
+`lpnode_transcoder_*` with a `transcoder` label. One registry per node: no process-wide state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lpnode import __version__
+from lpnode.core.pool import WorkerSnapshot
+
+_TIME_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 20, 30)
+
+
+class NodeMetrics:
+    def __init__(self, node_type: str) -> None:
+        self.node_type = node_type
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["node_type"]
+        Gauge("livepeer_versions", "lpnode version", ["node_type", "livepeer_version"],
+              registry=self.registry).labels(node_type, __version__).set(1)
+        self.segment_source_appeared = Counter(
+            "livepeer_segment_source_appeared_total", "Segments received from gateways", labels,
+            registry=self.registry).labels(node_type)
+        self.segment_transcoded = Counter(
+            "livepeer_segment_transcoded_total", "Segments transcoded successfully", labels,
+            registry=self.registry).labels(node_type)
+        self._failed = Counter(
+            "livepeer_segment_transcode_failed_total", "Segments that failed, by reason",
+            ["node_type", "error_code"], registry=self.registry)
+        self.transcode_time = Histogram(
+            "livepeer_transcode_time_seconds", "Time from segment in to renditions ready", labels,
+            buckets=_TIME_BUCKETS, registry=self.registry).labels(node_type)
+        self.retries = Counter(
+            "lpnode_segment_retries_total", "Segments sent to another transcoder after one was lost",
+            labels, registry=self.registry).labels(node_type)
+        self._per_transcoder_segments = Counter(
+            "lpnode_transcoder_segments_total", "Segments each transcoder finished, by result",
+            ["transcoder", "result"], registry=self.registry)
+        self._per_transcoder_time = Histogram(
+            "lpnode_transcoder_transcode_time_seconds", "Round trip per segment, per transcoder",
+            ["transcoder"], buckets=_TIME_BUCKETS, registry=self.registry)
+
+    def failed(self, error_code: str) -> None:
+        self._failed.labels(self.node_type, error_code).inc()
+
+    def transcoder_result(self, address: str, ok: bool, seconds: float) -> None:
+        self._per_transcoder_segments.labels(address, "ok" if ok else "error").inc()
+        if ok:
+            self._per_transcoder_time.labels(address).observe(seconds)
+
+    def watch_pool(self, snapshot: Callable[[], list[WorkerSnapshot]]) -> None:
+        self.registry.register(_PoolCollector(self.node_type, snapshot))
+
+
+class _PoolCollector(Collector):
+    """Read at scrape time from the pool, so a gone transcoder's series disappear with it."""
+
+    def __init__(self, node_type: str, snapshot: Callable[[], list[WorkerSnapshot]]) -> None:
+        self._node_type = node_type
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        workers = self._snapshot()
+        total = {
+            "livepeer_transcoders_number": ("Transcoders connected", len(workers)),
+            "livepeer_transcoders_capacity": ("Sum of the transcoders' -maxSessions",
+                                              sum(w.capacity for w in workers)),
+            "livepeer_transcoders_load": ("Sessions on transcoders", sum(w.load for w in workers)),
+            "livepeer_current_sessions_total": ("Live sessions", sum(w.load for w in workers)),
+            "livepeer_max_sessions_total": ("Session capacity", sum(w.capacity for w in workers)),
+        }
+        for name, (doc, value) in total.items():
+            family = GaugeMetricFamily(name, doc, labels=["node_type"])
+            family.add_metric([self._node_type], value)
+            yield family
+        capacity = GaugeMetricFamily("lpnode_transcoder_capacity", "A transcoder's -maxSessions",
+                                     labels=["transcoder"])
+        load = GaugeMetricFamily("lpnode_transcoder_load", "Sessions on a transcoder",
+                                 labels=["transcoder"])
+        connected = GaugeMetricFamily("lpnode_transcoder_connected_since_seconds",
+                                      "When the transcoder registered (unix time)",
+                                      labels=["transcoder"])
+        for w in workers:
+            capacity.add_metric([w.address], w.capacity)
+            load.add_metric([w.address], w.load)
+            connected.add_metric([w.address], w.connected_at)
+        yield from (capacity, load, connected)

@@ -1,0 +1,195 @@
+"""gRPC served from the same ASGI app as HTTPS on port 8935.
+
+go-livepeer multiplexes gRPC and HTTPS on one TLS port. Hypercorn gives us HTTP/2 with response
+trailers, which is everything gRPC needs, so the two gRPC services lpnode offers are served here
+directly from the wire format (a 5-byte length prefix per message, status in trailers) instead of
+through a second server and a proxy. docs/design.md explains the choice.
+
+Only unary requests are needed (both of lpnode's services take one request message); responses
+may be unary or server-streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from google.protobuf.message import DecodeError, Message
+
+log = logging.getLogger(__name__)
+
+GRPC_CONTENT_TYPE = "application/grpc"
+_MAX_MESSAGE = 16 * 1024 * 1024
+
+
+class StatusCode(enum.IntEnum):
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    UNAUTHENTICATED = 16
+
+
+class GrpcError(Exception):
+    """Raised by a handler to end its call with a status; the message reaches the client."""
+
+    def __init__(self, code: StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CallContext:
+    peer_host: str
+    peer_port: int
+    metadata: dict[str, str]
+
+
+UnaryHandler = Callable[[Any, CallContext], Awaitable[Message]]
+StreamHandler = Callable[[Any, CallContext], AsyncIterator[Message]]
+
+
+@dataclass(frozen=True)
+class Method:
+    request_type: type[Message]
+    handler: UnaryHandler | StreamHandler
+    streaming: bool = False
+
+
+def is_grpc(scope: dict) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return value.split(b";")[0].strip().startswith(GRPC_CONTENT_TYPE.encode())
+    return False
+
+
+def frame(message: Message) -> bytes:
+    payload = message.SerializeToString()
+    return struct.pack(">?I", False, len(payload)) + payload
+
+
+def unframe(body: bytes) -> bytes:
+    if len(body) < 5:
+        raise GrpcError(StatusCode.INVALID_ARGUMENT, "request has no message")
+    compressed, length = struct.unpack(">?I", body[:5])
+    if compressed:
+        raise GrpcError(StatusCode.UNIMPLEMENTED, "compressed requests are not supported")
+    if length != len(body) - 5:
+        raise GrpcError(StatusCode.INVALID_ARGUMENT, "request length does not match its prefix")
+    return body[5:]
+
+
+async def _read_body(receive: Callable) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await receive()
+        if event["type"] == "http.disconnect":
+            return None
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_MESSAGE + 5:
+            raise GrpcError(StatusCode.RESOURCE_EXHAUSTED, "request too large")
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _context(scope: dict) -> CallContext:
+    host, port = scope.get("client") or ("", 0)
+    metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    return CallContext(peer_host=host, peer_port=port, metadata=metadata)
+
+
+async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[str, Method]) -> None:
+    """Answer one gRPC call; `methods` maps '/package.Service/Method' to its handler."""
+    started = False
+
+    async def start() -> None:
+        nonlocal started
+        if not started:
+            started = True
+            await send({"type": "http.response.start", "status": 200, "trailers": True,
+                        "headers": [(b"content-type", GRPC_CONTENT_TYPE.encode())]})
+
+    async def finish(code: StatusCode, message: str = "") -> None:
+        await start()
+        trailers = [(b"grpc-status", str(int(code)).encode())]
+        if message:
+            # grpc-message is percent-encoded on the wire (gRPC HTTP/2 spec).
+            trailers.append((b"grpc-message", quote(message, safe=" ").encode()))
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
+
+    method = methods.get(scope["path"])
+    try:
+        if method is None:
+            raise GrpcError(StatusCode.UNIMPLEMENTED, f"unknown method {scope['path']}")
+        body = await _read_body(receive)
+        if body is None:
+            return
+        request = method.request_type()
+        try:
+            request.ParseFromString(unframe(body))
+        except DecodeError as exc:
+            raise GrpcError(StatusCode.INVALID_ARGUMENT, f"malformed request: {exc}") from exc
+        ctx = _context(scope)
+        if not method.streaming:
+            reply = await method.handler(request, ctx)  # type: ignore[misc]
+            await start()
+            await send({"type": "http.response.body", "body": frame(reply), "more_body": True})
+            await finish(StatusCode.OK)
+            return
+        await _stream(method.handler(request, ctx), receive, send, start)  # type: ignore[arg-type]
+        await finish(StatusCode.OK)
+    except GrpcError as exc:
+        await finish(exc.code, exc.message)
+    except _ClientGone:
+        return
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _stream(replies: AsyncIterator[Message], receive: Callable, send: Callable,
+                  start: Callable[[], Awaitable[None]]) -> None:
+    """Send each reply as it comes; stop the handler as soon as the client goes away."""
+    await start()
+    disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        while True:
+            nxt = asyncio.ensure_future(anext(replies))
+            done, _ = await asyncio.wait({nxt, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+            if disconnected in done:
+                nxt.cancel()
+                await asyncio.gather(nxt, return_exceptions=True)
+                raise _ClientGone()
+            try:
+                reply = nxt.result()
+            except StopAsyncIteration:
+                return
+            await send({"type": "http.response.body", "body": frame(reply), "more_body": True})
+    finally:
+        disconnected.cancel()
+        await replies.aclose()  # type: ignore[attr-defined]
+
+
+async def _wait_disconnect(receive: Callable) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

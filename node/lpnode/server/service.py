@@ -1,0 +1,233 @@
+"""Port 8935: gRPC for transcoders and gateways, and HTTPS for segments and renditions."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from google.protobuf.message import DecodeError
+
+from lpnode.core import capabilities as caps
+from lpnode.core.auth import AuthTokenError
+from lpnode.core.credentials import SharedSecret
+from lpnode.core.orchestrator import Orchestrator
+from lpnode.core.remote import RemoteTranscoder
+from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped, TaskFailed, TaskResult
+from lpnode.hashing import keccak256
+from lpnode.net import lp_rpc_pb2 as pb
+from lpnode.net import multipart
+from lpnode.net.convert import ProfileError
+from lpnode.server import grpc_asgi
+from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
+
+log = logging.getLogger(__name__)
+
+TRANSCODER_AUTH = "Livepeer-Transcoder-1.0"
+TRANSCODING_ERROR_TYPE = "livepeer/transcoding-error"
+MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+class ServiceApp:
+    """The ASGI application behind 8935."""
+
+    def __init__(self, orchestrator: Orchestrator, secret: SharedSecret | None) -> None:
+        self.orch = orchestrator
+        self.secret = secret
+        self.grpc_methods = {
+            "/net.Transcoder/RegisterTranscoder":
+                Method(pb.RegisterRequest, self.register_transcoder, streaming=True),
+            "/net.Orchestrator/GetOrchestrator": Method(pb.OrchestratorRequest, self.get_orchestrator),
+            "/net.Orchestrator/EndTranscodingSession":
+                Method(pb.EndTranscodingSessionRequest, self.end_transcoding_session),
+            "/net.Orchestrator/Ping": Method(pb.PingPong, self.ping),
+        }
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        if grpc_asgi.is_grpc(scope):
+            await grpc_asgi.serve(scope, receive, send, self.grpc_methods)
+            return
+        method, path = scope["method"], scope["path"]
+        if method == "POST" and path == "/segment":
+            await self.serve_segment(scope, receive, send)
+        elif method == "POST" and path == "/transcodeResults":
+            await self.transcode_results(scope, receive, send)
+        elif method in ("GET", "HEAD") and path.startswith("/stream/"):
+            await self.serve_stream_file(scope, send)
+        else:
+            await respond(send, 404, b"not found\n")
+
+    # -- gRPC ----------------------------------------------------------------------------------
+    async def register_transcoder(self, req: pb.RegisterRequest,
+                                  ctx: CallContext) -> AsyncIterator[pb.NotifySegment]:
+        # Operators grep for this exact line (go-livepeer's wording).
+        log.info("Got a RegisterTranscoder request from transcoder=%s capacity=%d",
+                 ctx.peer_host, req.capacity)
+        if self.secret is None or not self.secret.matches(req.secret):
+            log.error("refused transcoder=%s:%d: invalid secret", ctx.peer_host, ctx.peer_port)
+            raise GrpcError(StatusCode.UNKNOWN, "invalid secret")
+        if req.capacity <= 0:
+            raise GrpcError(StatusCode.UNKNOWN, "zero capacity")
+        offered = frozenset(caps.from_bitstring(req.capabilities.bitstring)) if req.HasField(
+            "capabilities") else caps.TRANSCODER
+        remote = RemoteTranscoder(f"{ctx.peer_host}:{ctx.peer_port}", int(req.capacity), offered)
+        self.orch.add_worker(remote)
+        try:
+            while (message := await remote.outbox.get()) is not None:
+                yield message
+        finally:
+            log.info("transcoder=%s disconnected", remote.address)
+            self.orch.remove_worker(remote)
+
+    async def get_orchestrator(self, req: pb.OrchestratorRequest, ctx: CallContext) -> pb.OrchestratorInfo:
+        return self.orch.info()
+
+    async def end_transcoding_session(self, req: pb.EndTranscodingSessionRequest,
+                                      ctx: CallContext) -> pb.EndTranscodingSessionResponse:
+        try:
+            self.orch.tokens.verify(req.auth_token)
+        except AuthTokenError as exc:
+            raise GrpcError(StatusCode.PERMISSION_DENIED, str(exc)) from None
+        self.orch.end_session(req.auth_token.session_id)
+        return pb.EndTranscodingSessionResponse()
+
+    async def ping(self, req: pb.PingPong, ctx: CallContext) -> pb.PingPong:
+        return pb.PingPong(value=req.value)
+
+    # -- HTTPS ---------------------------------------------------------------------------------
+    async def serve_segment(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """POST /segment from a gateway: check its credentials, transcode, answer a TranscodeResult."""
+        headers = header_dict(scope)
+        try:
+            seg = pb.SegData.FromString(base64.b64decode(headers.get("livepeer-segment", ""),
+                                                         validate=True))
+        except (ValueError, DecodeError):
+            await respond(send, 403, b"malformed Livepeer-Segment header\n")
+            return
+        try:
+            self.orch.tokens.verify(seg.auth_token)
+        except AuthTokenError as exc:
+            await respond(send, 403, f"{exc}\n".encode())
+            return
+        if not caps.compatible(seg.capabilities, self.orch.capabilities()):
+            await respond(send, 403, b"Capability mismatch\n")
+            return
+        if not self.orch.has_room_for(seg.auth_token.session_id):
+            await respond(send, 403, b"OrchestratorCapped\n")
+            return
+        body = await read_body(receive, MAX_SEGMENT_BYTES)
+        if body is None:
+            await respond(send, 413, b"segment too large\n")
+            return
+        if keccak256(body) != seg.hash:
+            await respond(send, 403, b"Forbidden\n")
+            return
+        result = pb.TranscodeResult(seq=seg.seq, info=self.orch.info(seg.auth_token))
+        try:
+            outcome = await self.orch.transcode(seg, body)
+        except (NoTranscodersAvailable, OrchestratorCapped, TaskFailed, ProfileError) as exc:
+            result.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the gateway gets the reason; nothing hangs
+            log.exception("segment seq=%d of session=%s failed", seg.seq, seg.auth_token.session_id)
+            result.error = f"{type(exc).__name__}: {exc}"
+        else:
+            for url, (_, pixels) in zip(outcome.urls, outcome.result.renditions):
+                result.data.segments.add(url=url, pixels=pixels)
+        await respond(send, 200, result.SerializeToString(), "application/x-protobuf")
+
+    async def transcode_results(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """POST /transcodeResults from a remote transcoder (go-livepeer's format)."""
+        headers = header_dict(scope)
+        peer = (scope.get("client") or ("?",))[0]
+        if headers.get("authorization") != TRANSCODER_AUTH:
+            await respond(send, 401, b"Unauthorized\n")
+            return
+        if self.secret is None or not self.secret.matches(headers.get("credentials", "")):
+            log.error("refused results from transcoder=%s: invalid secret", peer)
+            await respond(send, 401, b"Unauthorized\n")
+            return
+        try:
+            task_id = int(headers.get("taskid", ""))
+        except ValueError:
+            await respond(send, 400, b"Invalid Task ID\n")
+            return
+        body = await read_body(receive, 8 * MAX_SEGMENT_BYTES)
+        if body is None:
+            await respond(send, 413, b"results too large\n")
+            return
+        remote = self.orch.remote_for_task(task_id)
+        content_type, params = parse_content_type(headers.get("content-type", ""))
+        if content_type == TRANSCODING_ERROR_TYPE:
+            text = body.decode("utf-8", "replace")
+            log.error("Transcoding error for taskId=%d from transcoder=%s err=%r", task_id, peer, text)
+            if remote:
+                remote.deliver(task_id, TaskFailed(text))
+            await respond(send, 200, b"OK")
+            return
+        try:
+            decoded_pixels = int(headers.get("pixels", ""))
+            if content_type != "multipart/mixed":
+                raise multipart.MultipartError(f"unexpected content type {content_type!r}")
+            parts = multipart.decode(params.get("boundary", ""), body)
+            renditions = [(p.body, int(p.headers["pixels"])) for p in parts if "pixels" in p.headers]
+        except (ValueError, KeyError) as exc:
+            if remote:
+                remote.deliver(task_id, TaskFailed(f"unreadable results: {exc}"))
+            await respond(send, 400, f"{exc}\n".encode())
+            return
+        if remote is None or not remote.deliver(task_id, TaskResult(decoded_pixels, renditions)):
+            log.warning("results for taskId=%d from transcoder=%s arrived after the task ended",
+                        task_id, peer)
+        await respond(send, 200, b"OK")
+
+    async def serve_stream_file(self, scope: dict, send: Callable) -> None:
+        data = self.orch.store.get(scope["path"].removeprefix("/stream/"))
+        if data is None:
+            await respond(send, 404, b"not found\n")
+            return
+        kind = "video/mp4" if scope["path"].endswith(".mp4") else "video/mp2t"
+        await respond(send, 200, b"" if scope["method"] == "HEAD" else data, kind,
+                      length=len(data))
+
+
+def header_dict(scope: dict) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    kind, *rest = value.split(";")
+    params = {}
+    for item in rest:
+        key, _, val = item.strip().partition("=")
+        params[key.lower()] = val.strip('"')
+    return kind.strip().lower(), params
+
+
+async def read_body(receive: Callable, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        event = await receive()
+        if event["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def respond(send: Callable, status: int, body: bytes, content_type: str = "text/plain",
+                  length: int | None = None) -> None:
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body) if length is None else length).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

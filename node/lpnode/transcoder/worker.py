@@ -1,0 +1,154 @@
+"""The transcoder process: registers with its orchestrators, transcodes what they send.
+
+Speaks go-livepeer's protocol (server/ot_rpc.go): RegisterTranscoder stream in, GET the source
+from the NotifySegment url, POST /transcodeResults with the renditions as multipart/mixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+
+from lpnode.core import capabilities as caps
+from lpnode.monitor import NodeMetrics
+from lpnode.net import lp_rpc_pb2 as pb
+from lpnode.net import lp_rpc_pb2_grpc as rpc
+from lpnode.net import multipart
+from lpnode.net.channel import secure_channel
+from lpnode.net.convert import mime_type, segment_profiles
+from lpnode.server.service import TRANSCODER_AUTH, TRANSCODING_ERROR_TYPE
+from lpnode.transcode.engine import TranscodeError, transcode_segment
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class OrchestratorLink:
+    address: str
+    connected: bool = False
+    connected_since: float | None = None
+    last_error: str = ""
+    attempts: int = 0
+    in_flight: set[int] = field(default_factory=set)
+
+
+class TranscoderNode:
+    def __init__(self, orch_addrs: list[str], read_secret: Callable[[], str], capacity: int, *,
+                 metrics: NodeMetrics, nvidia: bool = False, gpu: int | None = None) -> None:
+        self.links = [OrchestratorLink(a) for a in orch_addrs]
+        self._read_secret = read_secret
+        self.capacity = capacity
+        self.metrics = metrics
+        self._nvidia = nvidia
+        self._gpu = gpu
+        self._executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="transcode")
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._serve_forever(link) for link in self.links))
+
+    def status(self) -> dict:
+        now = time.time()
+        return {
+            "capacity": self.capacity,
+            "orchestrators": [{
+                "address": link.address, "connected": link.connected,
+                "connectedSeconds": round(now - link.connected_since, 1) if link.connected_since else None,
+                "inFlight": len(link.in_flight), "lastError": link.last_error,
+            } for link in self.links],
+        }
+
+    async def _serve_forever(self, link: OrchestratorLink) -> None:
+        """Reconnect forever, backing off with jitter; the secret is re-read before each try."""
+        delay = BACKOFF_START_S
+        while True:
+            link.attempts += 1
+            started = time.monotonic()
+            try:
+                await self._serve_once(link)
+                link.last_error = "orchestrator closed the stream"
+            except grpc.aio.AioRpcError as exc:
+                link.last_error = exc.details() or exc.code().name
+            except (OSError, ValueError) as exc:
+                link.last_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                link.connected, link.connected_since = False, None
+            if time.monotonic() - started > BACKOFF_MAX_S:
+                delay = BACKOFF_START_S   # it was up for a while: this is a fresh failure
+            wait = delay * random.uniform(0.5, 1.0)
+            log.warning("orchestrator=%s unavailable (%s); reconnecting in %.1fs",
+                        link.address, link.last_error, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    async def _serve_once(self, link: OrchestratorLink) -> None:
+        secret = self._read_secret()
+        request = pb.RegisterRequest(secret=secret, capacity=self.capacity,
+                                     capabilities=caps.to_net(caps.TRANSCODER, (), self.capacity))
+        channel = await secure_channel(link.address)
+        async with channel, httpx.AsyncClient(http2=True, verify=False, timeout=30) as http:
+            stream = rpc.TranscoderStub(channel).RegisterTranscoder(request)
+            tasks: set[asyncio.Task] = set()
+            try:
+                await stream.initial_metadata()
+                link.connected, link.connected_since, link.last_error = True, time.time(), ""
+                log.info("registered with orchestrator=%s capacity=%d", link.address, self.capacity)
+                async for notify in stream:
+                    if not notify.url:
+                        continue   # session teardown: nothing is kept per session here
+                    task = asyncio.create_task(self._handle(link, http, secret, notify))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            finally:
+                # The orchestrator is gone or closed the stream; finish what is in hand so the
+                # results can still be posted if it comes back in time.
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _handle(self, link: OrchestratorLink, http: httpx.AsyncClient, secret: str,
+                      notify: pb.NotifySegment) -> None:
+        link.in_flight.add(notify.taskId)
+        started = time.monotonic()
+        headers = {"Authorization": TRANSCODER_AUTH, "Credentials": secret,
+                   "TaskId": str(notify.taskId)}
+        try:
+            try:
+                profiles = segment_profiles(notify.segData)
+                source = (await http.get(notify.url)).raise_for_status().content
+                loop = asyncio.get_running_loop()
+                out = await loop.run_in_executor(self._executor, lambda: transcode_segment(
+                    source, profiles, nvidia=self._nvidia, gpu=self._gpu))
+            except (TranscodeError, ValueError, httpx.HTTPError) as exc:
+                log.error("taskId=%d failed: %s", notify.taskId, exc)
+                self.metrics.failed(type(exc).__name__)
+                headers["Content-Type"] = TRANSCODING_ERROR_TYPE
+                await http.post(f"https://{link.address}/transcodeResults", headers=headers,
+                                content=str(exc).encode())
+                return
+            content_type, body = multipart.encode(
+                ({"Content-Type": mime_type(r.profile), "Content-Length": str(len(r.data)),
+                  "Pixels": str(r.pixels)}, r.data) for r in out.renditions)
+            headers.update({"Content-Type": content_type, "Pixels": str(out.decoded_pixels)})
+            resp = await http.post(f"https://{link.address}/transcodeResults", headers=headers,
+                                   content=body)
+            if resp.status_code != 200:
+                log.error("orchestrator=%s refused results for taskId=%d: %d %s", link.address,
+                          notify.taskId, resp.status_code, resp.text.strip())
+                return
+            self.metrics.segment_transcoded.inc()
+            self.metrics.transcode_time.observe(time.monotonic() - started)
+        except httpx.HTTPError as exc:
+            log.error("could not post results for taskId=%d to orchestrator=%s: %s",
+                      notify.taskId, link.address, exc)
+        finally:
+            link.in_flight.discard(notify.taskId)

@@ -1,0 +1,141 @@
+"""Real lpnode processes on loopback: an orchestrator and its transcoders, each its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+LPNODE = [sys.executable, "-m", "lpnode.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    admin: str
+    args: list[str] = field(default_factory=list)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"http://{self.admin}/status", timeout=5) as resp:
+            return json.load(resp)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+    def wait_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} never logged {text!r}; log:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+class Fleet:
+    """Starts lpnode processes for one test and stops them all afterwards."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[Proc] = []
+        self.secret_file = tmp / "orchSecret"
+        self.secret_file.write_text("integration-test-secret-3f9a\n")
+        self.secret_file.chmod(0o600)
+        self.orch_port = free_port()
+        self.orch_addr = f"127.0.0.1:{self.orch_port}"
+
+    def start(self, name: str, *args: str, admin_port: int | None = None) -> Proc:
+        admin = f"127.0.0.1:{admin_port or free_port()}"
+        log_path = self.tmp / f"{name}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        popen = subprocess.Popen([*LPNODE, *args, "-cliAddr", admin], stdout=log_path.open("w"),
+                                 stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
+        proc = Proc(name, popen, log_path, admin, list(args))
+        self.procs.append(proc)
+        return proc
+
+    def orchestrator(self, *extra: str) -> Proc:
+        proc = self.start("orchestrator", "-orchestrator", "-orchSecret", str(self.secret_file),
+                          "-serviceAddr", self.orch_addr, "-httpAddr", self.orch_addr,
+                          "-datadir", str(self.tmp / "orch-data"), "-monitor", *extra)
+        wait_http(proc)
+        return proc
+
+    def transcoder(self, name: str, capacity: int = 4, secret_file: Path | None = None,
+                   *extra: str) -> Proc:
+        return self.start(name, "-transcoder", "-orchAddr", self.orch_addr,
+                          "-orchSecret", str(secret_file or self.secret_file),
+                          "-maxSessions", str(capacity), "-monitor", *extra)
+
+    def test_stream(self, *args: str, timeout: float = 240) -> tuple[int, dict, str]:
+        run = subprocess.run([*LPNODE, "test-stream", "-orchAddr", self.orch_addr, *args],
+                             capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+        lines = run.stdout.strip().splitlines()
+        summary = json.loads(lines[-1]) if lines else {}
+        return run.returncode, summary, run.stdout + run.stderr
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def wait_http(proc: Proc, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            proc.status()
+            return
+        except OSError:
+            if proc.popen.poll() is not None:
+                raise AssertionError(f"{proc.name} exited:\n{proc.log()}")
+            time.sleep(0.1)
+    raise AssertionError(f"{proc.name} admin never came up:\n{proc.log()}")
+
+
+def wait_transcoders(orch: Proc, count: int, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = orch.status()
+        if len(status["transcoders"]) == count:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} transcoders, status: {orch.status()}\n{orch.log()[-3000:]}")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    f = Fleet(tmp_path)
+    yield f
+    f.stop()

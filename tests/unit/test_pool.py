@@ -1,0 +1,86 @@
+import pytest
+
+from lpnode.core.capabilities import TRANSCODER
+from lpnode.core.pool import TranscoderPool
+from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped
+
+
+class FakeWorker:
+    """Scheduling only reads these attributes; no transcoding happens in these tests."""
+
+    def __init__(self, wid: str, capacity: int, capabilities=TRANSCODER) -> None:
+        self.id = self.address = wid
+        self.capacity = capacity
+        self.capabilities = frozenset(capabilities)
+        self.connected_at = 0.0
+
+
+def pool_of(*workers, limit=None) -> TranscoderPool:
+    pool = TranscoderPool(limit)
+    for w in workers:
+        pool.add(w)
+    return pool
+
+
+def test_least_loaded_first_and_sessions_stick():
+    pool = pool_of(FakeWorker("a", 2), FakeWorker("b", 2))
+    first = pool.assign("s1").id
+    second = pool.assign("s2").id
+    assert {first, second} == {"a", "b"}
+    assert pool.assign("s1").id == first          # the same session stays put
+    assert pool.load == 2
+
+
+def test_load_is_relative_to_capacity():
+    pool = pool_of(FakeWorker("small", 1), FakeWorker("big", 10))
+    assert [pool.assign(f"s{i}").id for i in range(3)] == ["big", "big", "big"]
+
+
+def test_capped_when_every_transcoder_is_full():
+    pool = pool_of(FakeWorker("a", 1))
+    pool.assign("s1")
+    assert not pool.has_room_for("s2")
+    assert pool.has_room_for("s1")
+    with pytest.raises(OrchestratorCapped, match="OrchestratorCapped"):
+        pool.assign("s2")
+
+
+def test_orchestrator_limit_caps_below_transcoder_capacity():
+    pool = pool_of(FakeWorker("a", 10), limit=1)
+    pool.assign("s1")
+    with pytest.raises(OrchestratorCapped):
+        pool.assign("s2")
+
+
+def test_no_transcoders_is_a_clear_error():
+    with pytest.raises(NoTranscodersAvailable, match="no transcoders available"):
+        TranscoderPool().assign("s1")
+
+
+def test_incompatible_transcoders_are_skipped():
+    pool = pool_of(FakeWorker("mpegts-only", 5, {0, 1}), FakeWorker("full", 1))
+    assert pool.assign("s1", frozenset({2})).id == "full"
+    with pytest.raises(NoTranscodersAvailable, match="capabilities"):
+        pool_of(FakeWorker("x", 5, {0})).assign("s1", frozenset({2}))
+
+
+def test_removed_transcoder_frees_its_sessions_for_others():
+    pool = pool_of(FakeWorker("a", 1), FakeWorker("b", 1))
+    owner = pool.assign("s1").id
+    assert pool.remove(owner) == {"s1"}
+    assert pool.assign("s1").id != owner
+
+
+def test_end_session_gives_capacity_back():
+    pool = pool_of(FakeWorker("a", 1))
+    pool.assign("s1")
+    assert pool.end_session("s1").id == "a"
+    assert pool.assign("s2").id == "a"
+
+
+def test_exclude_moves_a_session_off_a_lost_transcoder():
+    pool = pool_of(FakeWorker("a", 2), FakeWorker("b", 2))
+    owner = pool.assign("s1").id
+    moved = pool.assign("s1", exclude=frozenset({owner}))
+    assert moved.id != owner
+    assert [s.load for s in pool.snapshot() if s.id == owner] == [0]
