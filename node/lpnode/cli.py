@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 
-from lpnode.config import FlagError, parse_node_flags, usage
+from lpnode import __version__
+from lpnode.config import FlagError, HelpRequested, VersionRequested, parse_node_flags
 from lpnode.secret import SecretError
 from lpnode.transcode.gpu import GpuPreflightError
 
@@ -28,11 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "test-stream":
         from lpnode.gateway import teststream
         return teststream.main(argv[1:])
-    if argv and argv[0] in ("-h", "-help", "--help"):
-        print(usage())
-        return 0
     try:
         cfg = parse_node_flags(argv, os.environ)
+    except HelpRequested as exc:
+        print(exc)
+        return 0
+    except VersionRequested:
+        print(f"lpnode {__version__}")
+        return 0
     except FlagError as exc:
         print(f"lpnode: {exc}", file=sys.stderr)
         print("run 'lpnode -help' for the list of flags", file=sys.stderr)

@@ -38,6 +38,7 @@ def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = N
     cfg.include_server_header = False
     # Transcoders hold one long stream open; it must not count as an idle connection.
     cfg.keep_alive_timeout = 75
+    cfg.graceful_timeout = 5
     if certfile and keyfile:
         cfg.certfile, cfg.keyfile = str(certfile), str(keyfile)
     return cfg
@@ -69,7 +70,9 @@ async def run_node(cfg: NodeConfig) -> None:
     gpus = preflight(cfg.nvidia) if nvidia else []
     gpu = gpus[0].index if gpus else None
     started = time.time()
-    jobs: list[Any] = []
+    servers: list[Any] = []   # end by themselves once `stop` is set
+    loops: list[Any] = []     # run until cancelled
+    on_stop: list[Any] = []
     status: dict[str, Any] = {"version": __version__, "role": cfg.role}
 
     if cfg.orchestrator:
@@ -97,29 +100,33 @@ async def run_node(cfg: NodeConfig) -> None:
                                      "connectedSeconds": round(now - w.connected_at, 1)}
                                     for w in orch.pool.snapshot()]}
 
-        jobs += [serve(ServiceApp(orch, secret), _hypercorn(listen, cert, key),
-                       shutdown_trigger=stop.wait),
-                 serve(AdminApp(orch_status, metrics.registry if cfg.monitor else None),
-                       _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait),
-                 orch.housekeeping()]
+        servers += [serve(ServiceApp(orch, secret), _hypercorn(listen, cert, key),
+                          shutdown_trigger=stop.wait),
+                    serve(AdminApp(orch_status, metrics.registry if cfg.monitor else None),
+                          _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)]
+        loops.append(orch.housekeeping())
+        # Transcoder streams never end on their own; close them so the server can stop.
+        on_stop.append(orch.close)
         log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
                  __version__, listen, orch.service_uri, cfg.cli_addr)
     else:
         metrics = NodeMetrics("trcr")
         node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), cfg.max_sessions or 1,
                               metrics=metrics, nvidia=nvidia, gpu=gpu)
-        jobs += [node.run(),
-                 serve(AdminApp(lambda: {**status, **node.status()},
-                                metrics.registry if cfg.monitor else None),
-                       _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)]
+        loops.append(node.run())
+        servers.append(serve(AdminApp(lambda: {**status, **node.status()},
+                                      metrics.registry if cfg.monitor else None),
+                             _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait))
         log.info("transcoder %s for orchestrators %s, capacity %d, %s", __version__,
                  ",".join(cfg.orch_addr), cfg.max_sessions or 1, "NVENC" if nvidia else "x264 (CPU)")
 
-    tasks = [asyncio.ensure_future(j) for j in jobs]
+    server_tasks = [asyncio.ensure_future(s) for s in servers]
+    loop_tasks = [asyncio.ensure_future(job) for job in loops]
     await stop.wait()
     log.info("shutting down")
-    # The servers end by themselves on `stop`; the background loops have to be told.
-    await asyncio.wait(tasks, timeout=5)
-    for task in tasks:
+    for task in loop_tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for close in on_stop:
+        close()
+    await asyncio.gather(*loop_tasks, return_exceptions=True)
+    await asyncio.wait(server_tasks, timeout=10)

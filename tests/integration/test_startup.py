@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from .conftest import LPNODE
+from .conftest import LPNODE, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,6 @@ def test_group_readable_secret_file_stops_startup(tmp_path):
     secret.write_text("s3cr3t-value\n")
     secret.chmod(0o640)
     out = run("-orchestrator", "-orchSecret", str(secret), "-datadir", str(tmp_path / "d"),
-              "-httpAddr", "127.0.0.1:0", "-cliAddr", "127.0.0.1:0", cwd=tmp_path)
+              "-httpAddr", f"127.0.0.1:{free_port()}", "-cliAddr", f"127.0.0.1:{free_port()}", cwd=tmp_path)
     assert out.returncode != 0
     assert "chmod 600" in out.stderr and "s3cr3t-value" not in out.stderr

@@ -33,7 +33,8 @@ def test_least_loaded_first_and_sessions_stick():
 
 def test_load_is_relative_to_capacity():
     pool = pool_of(FakeWorker("small", 1), FakeWorker("big", 10))
-    assert [pool.assign(f"s{i}").id for i in range(3)] == ["big", "big", "big"]
+    # an idle tie goes to the one with more room; a full transcoder gets nothing more
+    assert [pool.assign(f"s{i}").id for i in range(4)] == ["big", "small", "big", "big"]
 
 
 def test_capped_when_every_transcoder_is_full():

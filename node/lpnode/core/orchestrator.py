@@ -66,6 +66,13 @@ class Orchestrator:
         self.pool.remove(worker.id)
         worker.close()
 
+    def close(self) -> None:
+        """Let every transcoder go (their streams end; they reconnect to whoever is up)."""
+        for snap in self.pool.snapshot():
+            worker = self.pool.get(snap.id)
+            if worker is not None:
+                self.remove_worker(worker)
+
     def remote_for_task(self, task_id: int) -> RemoteTranscoder | None:
         return self._remotes.get(task_id)
 

@@ -47,7 +47,9 @@ class TranscoderPool:
         return self._workers.get(worker_id)
 
     def has_room_for(self, session_id: str) -> bool:
-        if session_id in self._owner:
+        if session_id in self._owner or not self._workers:
+            # With no transcoders at all the segment fails with "no transcoders available",
+            # which tells the operator more than "capped" would.
             return True
         if self._limit is not None and len(self._owner) >= self._limit:
             return False

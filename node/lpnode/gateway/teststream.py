@@ -103,6 +103,7 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
             src = segments[seq % len(segments)]
             report.sent += 1
             started = time.perf_counter()
+            result, error = None, ""
             for attempt in range(1, max_attempts + 1):
                 try:
                     result = await client.submit(info, manifest, seq, src.data, profiles, src.duration_ms)
@@ -117,8 +118,6 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                 if attempt < max_attempts:
                     report.retries += 1
                     await asyncio.sleep(0.5)
-            else:
-                result = None
             if result is None:
                 report.fail(error)
                 print(f"stream {stream_no} seg {seq}: FAILED {error}", flush=True)

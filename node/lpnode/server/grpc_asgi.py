@@ -133,7 +133,8 @@ async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[st
         if message:
             # grpc-message is percent-encoded on the wire (gRPC HTTP/2 spec).
             trailers.append((b"grpc-message", quote(message, safe=" ").encode()))
-        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        # Hypercorn moves to its trailers state only once the body is declared finished.
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
         await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
 
     method = methods.get(scope["path"])

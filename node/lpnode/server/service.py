@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 TRANSCODER_AUTH = "Livepeer-Transcoder-1.0"
 TRANSCODING_ERROR_TYPE = "livepeer/transcoding-error"
-MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+# A segment, or all renditions of one posted back by a transcoder.
+MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 
 
 class ServiceApp:
@@ -55,12 +56,18 @@ class ServiceApp:
             await grpc_asgi.serve(scope, receive, send, self.grpc_methods)
             return
         method, path = scope["method"], scope["path"]
-        if method == "POST" and path == "/segment":
-            await self.serve_segment(scope, receive, send)
-        elif method == "POST" and path == "/transcodeResults":
-            await self.transcode_results(scope, receive, send)
-        elif method in ("GET", "HEAD") and path.startswith("/stream/"):
+        if method in ("GET", "HEAD") and path.startswith("/stream/"):
             await self.serve_stream_file(scope, send)
+            return
+        # Read the whole request before answering, even to refuse it: Hypercorn drops the
+        # connection when a client keeps sending a body the server has already answered.
+        body = await read_body(receive, MAX_SEGMENT_BYTES)
+        if body is None:
+            await respond(send, 413, b"request body too large\n")
+        elif method == "POST" and path == "/segment":
+            await self.serve_segment(scope, body, send)
+        elif method == "POST" and path == "/transcodeResults":
+            await self.transcode_results(scope, body, send)
         else:
             await respond(send, 404, b"not found\n")
 
@@ -102,7 +109,7 @@ class ServiceApp:
         return pb.PingPong(value=req.value)
 
     # -- HTTPS ---------------------------------------------------------------------------------
-    async def serve_segment(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def serve_segment(self, scope: dict, body: bytes, send: Callable) -> None:
         """POST /segment from a gateway: check its credentials, transcode, answer a TranscodeResult."""
         headers = header_dict(scope)
         try:
@@ -122,10 +129,6 @@ class ServiceApp:
         if not self.orch.has_room_for(seg.auth_token.session_id):
             await respond(send, 403, b"OrchestratorCapped\n")
             return
-        body = await read_body(receive, MAX_SEGMENT_BYTES)
-        if body is None:
-            await respond(send, 413, b"segment too large\n")
-            return
         if keccak256(body) != seg.hash:
             await respond(send, 403, b"Forbidden\n")
             return
@@ -142,7 +145,7 @@ class ServiceApp:
                 result.data.segments.add(url=url, pixels=pixels)
         await respond(send, 200, result.SerializeToString(), "application/x-protobuf")
 
-    async def transcode_results(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def transcode_results(self, scope: dict, body: bytes, send: Callable) -> None:
         """POST /transcodeResults from a remote transcoder (go-livepeer's format)."""
         headers = header_dict(scope)
         peer = (scope.get("client") or ("?",))[0]
@@ -157,10 +160,6 @@ class ServiceApp:
             task_id = int(headers.get("taskid", ""))
         except ValueError:
             await respond(send, 400, b"Invalid Task ID\n")
-            return
-        body = await read_body(receive, 8 * MAX_SEGMENT_BYTES)
-        if body is None:
-            await respond(send, 413, b"results too large\n")
             return
         remote = self.orch.remote_for_task(task_id)
         content_type, params = parse_content_type(headers.get("content-type", ""))

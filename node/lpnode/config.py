@@ -1,0 +1,703 @@
+"""lpnode's flags: go-livepeer's syntax, sources and precedence, lpnode's rules.
+
+Flags come from three places, exactly as go-livepeer reads them through
+peterbourgon/ff (v3, ``WithEnvVarPrefix("LP")``, ``PlainParser``):
+
+1. the command line, with Go ``flag`` package syntax;
+2. environment variables ``LP_<NAME>``: the flag name upper-cased, with ``-``,
+   ``.`` and ``/`` turned into ``_`` (``-orchSecret`` -> ``LP_ORCHSECRET``);
+   an empty variable counts as unset;
+3. the ``-config`` file: one ``name value`` per line.
+
+A flag set by an earlier source is never overridden by a later one.
+
+Where go-livepeer silently accepts a mistake (stray positional arguments, a
+string flag alone on a config-file line) lpnode stops with a ``FlagError``
+that names the flag and the fix; the differences are listed in docs/flags.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import pwd
+import re
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+
+ENV_PREFIX = "LP"
+
+# go-livepeer's well-known ports (cmd/livepeer/starter).
+ORCHESTRATOR_RPC_PORT = 8935
+ORCHESTRATOR_CLI_PORT = 7935
+TRANSCODER_CLI_PORT = 6935
+
+DEFAULT_MAX_SESSIONS = 10
+DEFAULT_ORCH_SECRET_GRACE = timedelta(minutes=10)
+DEFAULT_VERBOSITY = 3
+
+
+class FlagError(ValueError):
+    """A flag is unknown, malformed, or inconsistent with the others.
+
+    The message is meant for the operator: it names the flag and says what to fix.
+    """
+
+
+class HelpRequested(Exception):
+    """``-h``/``-help`` was given; the message is the usage text to print."""
+
+
+class VersionRequested(Exception):
+    """``-version`` was given: print the version and exit, as go-livepeer does."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+def env_var_for(flag_name: str) -> str:
+    """The environment variable ff derives for a flag: ``orchSecret`` -> ``LP_ORCHSECRET``."""
+    key = flag_name.upper()
+    for sep in "-./":
+        key = key.replace(sep, "_")
+    return f"{ENV_PREFIX}_{key}"
+
+
+_BOOL_VALUES = MappingProxyType(
+    # strconv.ParseBool's accepted spellings, which is what Go's flag package uses.
+    {s: True for s in ("1", "t", "T", "TRUE", "true", "True")}
+    | {s: False for s in ("0", "f", "F", "FALSE", "false", "False")}
+)
+
+
+def _parse_bool(raw: str) -> bool:
+    try:
+        return _BOOL_VALUES[raw]
+    except KeyError:
+        raise ValueError("expected true or false (or 1/0)") from None
+
+
+def _parse_int(raw: str) -> int:
+    # Explicit pattern: Python's int() would also accept "1_000" and " 5 ".
+    if not re.fullmatch(r"[+-]?\d+", raw):
+        raise ValueError("expected a whole number")
+    return int(raw)
+
+
+def _parse_max_sessions(raw: str) -> int | None:
+    if raw == "auto":
+        return None
+    if not re.fullmatch(r"[+-]?\d+", raw):
+        raise ValueError("expected a whole number >= 1, or 'auto' (orchestrator with remote transcoders only)")
+    return int(raw)
+
+
+def _parse_price(raw: str) -> int:
+    if re.fullmatch(r"\d+", raw):
+        return int(raw)
+    if re.fullmatch(r"\d+(\.\d+)?[A-Za-z][A-Za-z0-9]*", raw):
+        # go-livepeer converts currency prices through an on-chain (Chainlink) price feed.
+        raise ValueError(
+            "prices in a currency (like 0.5USD) need an on-chain price feed, which lpnode "
+            "does not support yet; give the price in wei as a whole number, e.g. -pricePerUnit 1000"
+        )
+    raise ValueError("expected a whole number of wei >= 0, e.g. -pricePerUnit 1000")
+
+
+# Go's time.ParseDuration units, in nanoseconds.
+_DURATION_UNITS = MappingProxyType(
+    {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+     "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+)
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_duration(raw: str) -> timedelta:
+    """Parse a Go duration string ("10m", "1h30m", "1.5s", "0")."""
+    text = raw[1:] if raw[:1] in "+-" else raw
+    negative = raw.startswith("-")
+    if text == "0":
+        return timedelta(0)
+    total_ns = 0.0
+    pos = 0
+    while pos < len(text):
+        m = _DURATION_PART.match(text, pos)
+        if m is None:
+            break
+        total_ns += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if not text or pos != len(text):
+        raise ValueError("expected a duration like 30s, 10m or 1h30m")
+    value = timedelta(microseconds=total_ns / 1000)
+    return -value if negative else value
+
+
+def _split_host_port(addr: str) -> tuple[str, str | None]:
+    """Split ``host[:port]``; an IPv6 host needs brackets and keeps them."""
+    if addr.startswith("["):
+        end = addr.find("]")
+        if end < 0:
+            raise ValueError("unclosed '[' in IPv6 address")
+        host, rest = addr[: end + 1], addr[end + 1 :]
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise ValueError("expected host:port")
+        return host, rest[1:]
+    if addr.count(":") > 1:
+        raise ValueError("an IPv6 address needs brackets, e.g. [::1]:8935")
+    host, sep, port = addr.partition(":")
+    return host, (port if sep else None)
+
+
+def _check_addr(addr: str) -> str:
+    """Validate ``host[:port]`` (either part may be empty) and return it unchanged."""
+    if any(c.isspace() or c in "/?#@" for c in addr):
+        raise ValueError("expected host[:port], e.g. 0.0.0.0:8935")
+    _, port = _split_host_port(addr)
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError("the port must be a number from 1 to 65535")
+    return addr
+
+
+def _default_addr(addr: str, default_host: str, default_port: int) -> str:
+    """go-livepeer's defaultAddr: fill in whichever of host and port is missing."""
+    if addr == "":
+        return f"{default_host}:{default_port}"
+    host, port = _split_host_port(addr)
+    return f"{host or default_host}:{port or default_port}"
+
+
+_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+
+
+def _parse_orch_addr(raw: str) -> tuple[str, ...]:
+    addrs = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue  # tolerate "a,b," rather than turn it into 127.0.0.1:8935 as Go does
+        # go-livepeer parses each entry as a URL and keeps only host:port.
+        item = _SCHEME.sub("", item, count=1).rstrip("/")
+        _check_addr(item)
+        addrs.append(_default_addr(item, "127.0.0.1", ORCHESTRATOR_RPC_PORT))
+    if not addrs:
+        raise ValueError("expected one or more host[:port], comma-separated")
+    return tuple(addrs)
+
+
+def _parse_service_addr(raw: str) -> str | None:
+    value = raw.strip()
+    if value == "":
+        return None
+    if value == "none":
+        # go-livepeer's "none" only works together with -nodes, which lpnode lacks.
+        raise ValueError(
+            "'none' (no service address) needs -nodes, which lpnode does not support; give host[:port]"
+        )
+    _check_addr(_SCHEME.sub("", value, count=1))
+    return value
+
+
+def _parse_nvidia(raw: str) -> str:
+    value = raw.strip()
+    if value in ("", "all"):
+        return value
+    ids = [part.strip() for part in value.split(",")]
+    if not all(i.isdigit() for i in ids):
+        raise ValueError("expected 'all' or comma-separated GPU ids like 0,1 (empty for CPU)")
+    return ",".join(ids)
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+# --------------------------------------------------------------------------- flag table
+
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str
+    kind: str  # the type shown in errors, usage and docs
+    field: str | None  # NodeConfig field; None for -version
+    convert: Callable[[str], object]
+    default: object
+    shown_default: str
+    group: str
+    help: str
+    aliases: tuple[str, ...] = ()
+    secret: bool = False  # never echo its value
+
+    @property
+    def is_bool(self) -> bool:
+        return self.kind == "bool"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+_FLAGS: tuple[_Flag, ...] = (
+    _Flag("orchestrator", "bool", "orchestrator", _parse_bool, False, "false", "Role",
+          "Run as an orchestrator: take work from gateways on -httpAddr and hand it to the local "
+          "transcoder (-transcoder) or to remote transcoders."),
+    _Flag("transcoder", "bool", "transcoder", _parse_bool, False, "false", "Role",
+          "Transcode. Alone: work as a remote transcoder for the orchestrator at -orchAddr. "
+          "With -orchestrator: transcode locally."),
+    _Flag("orchSecret", "string", "orch_secret", _optional_str, None, "", "Orchestrator/transcoder link",
+          "Secret shared by an orchestrator and its remote transcoders: the path of a file holding it "
+          "(recommended, mode 0600) or the secret itself.", secret=True),
+    _Flag("orchSecretGrace", "duration", "orch_secret_grace", parse_duration, DEFAULT_ORCH_SECRET_GRACE, "10m",
+          "Orchestrator/transcoder link",
+          "lpnode: after the -orchSecret file is rotated (SIGHUP), "
+          "how long the previous secret is still accepted."),
+    _Flag("orchAddr", "host:port,...", "orch_addr", _parse_orch_addr, (), "", "Orchestrator/transcoder link",
+          "Transcoder: comma-separated orchestrator addresses host[:port] (port 8935 if omitted)."),
+    _Flag("network", "string", "network", str, "offchain", "offchain", "Network and addresses",
+          "Network to join. lpnode supports only 'offchain'."),
+    _Flag("serviceAddr", "host:port", "service_addr", _parse_service_addr, None, "", "Network and addresses",
+          "Orchestrator: public host[:port] gateways use to reach this node, "
+          "advertised as https://<serviceAddr>."),
+    _Flag("httpAddr", "host:port", "http_addr", _check_addr, "", "", "Network and addresses",
+          "Orchestrator: address to listen on for gateways and remote transcoders "
+          "(default: all interfaces, port of -serviceAddr or 8935)."),
+    _Flag("cliAddr", "host:port", "cli_addr", _check_addr, "", "", "Network and addresses",
+          "Address of the local CLI/admin HTTP API "
+          "(default: 127.0.0.1:7935 for an orchestrator, 127.0.0.1:6935 for a transcoder)."),
+    _Flag("tlsCertFile", "path", "tls_cert_file", _optional_str, None, "", "Network and addresses",
+          "lpnode: PEM certificate for -httpAddr (with -tlsKeyFile); "
+          "default: a self-signed pair kept in -dataDir."),
+    _Flag("tlsKeyFile", "path", "tls_key_file", _optional_str, None, "", "Network and addresses",
+          "lpnode: PEM private key for -tlsCertFile."),
+    _Flag("adminTokenFile", "path", "admin_token_file", _optional_str, None, "", "Network and addresses",
+          "lpnode: file holding the admin token for the CLI API on -cliAddr."),
+    _Flag("maxSessions", "int|auto", "max_sessions", _parse_max_sessions, DEFAULT_MAX_SESSIONS, "10",
+          "Transcoding",
+          "Orchestrator: most concurrent transcoding sessions; transcoder: its capacity. "
+          "'auto' (orchestrator without -transcoder only): the sum of the connected transcoders' capacities."),
+    _Flag("nvidia", "string", "nvidia", _parse_nvidia, "", "", "Transcoding",
+          "Comma-separated NVIDIA GPU ids, or 'all'; empty transcodes on the CPU."),
+    _Flag("pricePerUnit", "int", "price_per_unit", _parse_price, 0, "0", "Pricing",
+          "Orchestrator: price in wei per -pixelsPerUnit pixels."),
+    _Flag("pixelsPerUnit", "int", "pixels_per_unit", _parse_int, 1, "1", "Pricing",
+          "Number of pixels that -pricePerUnit pays for; must be > 0."),
+    _Flag("monitor", "bool", "monitor", _parse_bool, False, "false", "Metrics and logging",
+          "Collect performance metrics (Prometheus, on -cliAddr /metrics)."),
+    _Flag("v", "int", "verbosity", _parse_int, DEFAULT_VERBOSITY, "3", "Metrics and logging",
+          "Log verbosity: 3 normal, 4-6 increasingly verbose (6 = debug)."),
+    _Flag("dataDir", "path", "datadir", str, "", "~/.lpData/<network>", "Storage",
+          "Directory for lpnode's own files (TLS certificate and key, ...). "
+          "-datadir is accepted as an older spelling.", aliases=("datadir",)),
+    _Flag("config", "path", "config_file", _optional_str, None, "", "Other",
+          "File of 'flag value' lines; command-line flags and LP_* environment variables take precedence."),
+    _Flag("version", "bool", None, _parse_bool, False, "false", "Other",
+          "Print the version and exit."),
+)
+
+_BY_NAME: Mapping[str, _Flag] = MappingProxyType({n: f for f in _FLAGS for n in f.names})
+_BY_ENV: Mapping[str, _Flag] = MappingProxyType({env_var_for(n): f for f in _FLAGS for n in f.names})
+
+# go-style flag name -> NodeConfig field, for code that reports or maps back to flags.
+FLAG_TO_FIELD: Mapping[str, str] = MappingProxyType(
+    {n: f.field for f in _FLAGS if f.field is not None for n in f.names}
+)
+FIELD_TO_FLAG: Mapping[str, str] = MappingProxyType({f.field: f.name for f in _FLAGS if f.field is not None})
+
+# go-livepeer flags lpnode knows about but does not implement yet (cmd/livepeer/starter/flags.go
+# and cmd/livepeer/livepeer.go), so they get "not supported yet" rather than "not defined".
+UNSUPPORTED_FLAGS: frozenset[str] = frozenset(
+    """
+    j rtmpAddr nodes verifierUrl verifierPath localVerify httpIngest orchWebhookUrl extraNodes
+    orchBlocklist orchMinLivepeerVersion selectRandFreq selectStakeWeight selectPriceWeight
+    selectPriceExpFactor orchPerfStatsUrl region maxPricePerUnit maxPricePerCapability
+    ignoreMaxPriceIfNeeded minPerfScore discoveryTimeout gatewayHost gateway broadcaster
+    transcodingOptions maxAttempts currentManifest netint testTranscoder hevcDecoding
+    aiServiceRegistry aiWorker aiServerless useLiveRunners liveRunnerConfig liveRunnerProxyUrl
+    aiModels aiModelsDir aiRunnerImage aiVerboseLogs aiRunnerImageOverrides aiProcessingRetryTimeout
+    aiRunnerContainersPerGPU aiMinRunnerVersion mediaMTXApiPassword liveRunnerAddr
+    liveAITrickleHostForRunner liveAIAuthApiKey liveAIHeartbeatURL liveAIHeartbeatHeaders
+    liveAIHeartbeatInterval liveAIAuthWebhookUrl livePaymentInterval liveOutSegmentTimeout
+    liveAISaveNSegments liveAICapRefreshModels liveAICapReportInterval ethAcctAddr ethPassword
+    ethKeystorePath ethOrchAddr ethUrl transactionTimeout maxTransactionReplacements gasLimit
+    minGasPrice maxGasPrice ethController initializeRound initializeRoundMaxDelay ticketEV
+    maxFaceValue maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
+    pricePerGateway pricePerBroadcaster blockPollingInterval redeemer redeemerAddr reward
+    metricsPerStream metricsClientIP metadataQueueUri metadataAmqpExchange metadataPublishTimeout
+    objectStore recordStore FVfailGsbucket FVfailGskey authWebhookUrl startupAvailabilityCheck
+    remoteSigner remoteSignerUrl remoteSignerHeaders remoteSignerWebhookUrl remoteSignerWebhookHeaders
+    remoteSignerAllowNoAuth remoteDiscovery kafkaBootstrapServers kafkaUser kafkaPassword
+    kafkaGatewayTopic
+    """.split()
+)
+_UNSUPPORTED_BY_ENV: Mapping[str, str] = MappingProxyType({env_var_for(n): n for n in UNSUPPORTED_FLAGS})
+
+
+_GATEWAY_FLAGS = frozenset(
+    """gateway broadcaster rtmpAddr orchWebhookUrl orchBlocklist orchMinLivepeerVersion selectRandFreq
+    selectStakeWeight selectPriceWeight selectPriceExpFactor orchPerfStatsUrl region maxPricePerUnit
+    maxPricePerCapability ignoreMaxPriceIfNeeded minPerfScore discoveryTimeout gatewayHost
+    transcodingOptions maxAttempts currentManifest httpIngest authWebhookUrl kafkaBootstrapServers
+    kafkaUser kafkaPassword kafkaGatewayTopic""".split()
+)
+_ONCHAIN_FLAGS = frozenset(
+    """ethAcctAddr ethPassword ethKeystorePath ethOrchAddr ethUrl ethController transactionTimeout
+    maxTransactionReplacements gasLimit minGasPrice maxGasPrice initializeRound initializeRoundMaxDelay
+    ticketEV maxFaceValue maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
+    pricePerGateway pricePerBroadcaster blockPollingInterval redeemer redeemerAddr reward remoteSigner
+    remoteSignerUrl remoteSignerHeaders remoteSignerWebhookUrl remoteSignerWebhookHeaders
+    remoteSignerAllowNoAuth remoteDiscovery""".split()
+)
+
+
+def _unsupported(name: str) -> FlagError:
+    if name in _GATEWAY_FLAGS:
+        why = "lpnode runs only an orchestrator and/or transcoder; use go-livepeer for a gateway"
+    elif name in _ONCHAIN_FLAGS:
+        why = "lpnode runs off-chain only, with -network offchain"
+    elif name.lower().startswith(("ai", "live", "mediamtx", "useliverunners")):
+        why = "lpnode has no AI or live-video pipelines"
+    else:
+        why = "a go-livepeer flag lpnode does not implement"
+    return FlagError(f"-{name} is not supported by lpnode yet ({why}); remove it")
+
+
+def _undefined(name: str) -> FlagError:
+    message = f"flag provided but not defined: -{name}"
+    # Case-insensitive first: "-orchsecret" is the commonest slip with Go's case-sensitive names.
+    lowered = {n.lower(): n for n in _BY_NAME}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean -{lowered[close[0]]}?"
+    return FlagError(message + " (lpnode -help lists the flags)")
+
+
+def _convert(flag: _Flag, used_name: str, raw: str, origin: str) -> object:
+    try:
+        return flag.convert(raw)
+    except ValueError as exc:
+        shown = "" if flag.secret else f" {raw!r}"
+        kind = "boolean value" if flag.is_bool else "value"
+        raise FlagError(f"invalid {kind}{shown} for flag -{used_name}{origin}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- config object
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's settings after parsing, defaults and validation.
+
+    Construction validates the combination and fills role-dependent defaults
+    (``cli_addr``, ``http_addr``), so every NodeConfig is one lpnode can run.
+    """
+
+    orchestrator: bool = False
+    transcoder: bool = False
+    # The raw -orchSecret value (a path or the secret); load it with lpnode.secret.load_orch_secret.
+    orch_secret: str | None = field(default=None, repr=False)
+    orch_secret_grace: timedelta = DEFAULT_ORCH_SECRET_GRACE
+    orch_addr: tuple[str, ...] = ()
+    service_addr: str | None = None
+    http_addr: str | None = None
+    cli_addr: str = ""
+    max_sessions: int | None = DEFAULT_MAX_SESSIONS  # None = "auto"
+    nvidia: str = ""
+    monitor: bool = False
+    network: str = "offchain"
+    price_per_unit: int = 0
+    pixels_per_unit: int = 1
+    datadir: str = field(default_factory=lambda: default_datadir(os.environ, "offchain"))
+    verbosity: int = DEFAULT_VERBOSITY
+    admin_token_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    config_file: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "orch_addr", tuple(self.orch_addr))
+        self._validate()
+        object.__setattr__(self, "cli_addr", self._resolved_cli_addr())
+        object.__setattr__(self, "http_addr", self._resolved_http_addr())
+
+    @property
+    def role(self) -> str:
+        """'orchestrator', 'transcoder' or 'orchestrator+transcoder'."""
+        if self.orchestrator and self.transcoder:
+            return "orchestrator+transcoder"
+        return "orchestrator" if self.orchestrator else "transcoder"
+
+    @property
+    def service_uri(self) -> str | None:
+        """The URI advertised to gateways, as go-livepeer builds it from -serviceAddr."""
+        if self.service_addr is None:
+            return None
+        return self.service_addr if _SCHEME.match(self.service_addr) else f"https://{self.service_addr}"
+
+    def _resolved_cli_addr(self) -> str:
+        port = ORCHESTRATOR_CLI_PORT if self.orchestrator else TRANSCODER_CLI_PORT
+        return _default_addr(self.cli_addr, "127.0.0.1", port)
+
+    def _resolved_http_addr(self) -> str | None:
+        if not self.orchestrator:
+            # A transcoder only dials out; go-livepeer ignores -httpAddr for it.
+            return self.http_addr or None
+        port: int | str = ORCHESTRATOR_RPC_PORT
+        if self.service_addr is not None:
+            # go-livepeer listens on the advertised port by default; with no port there it picks
+            # a random one, lpnode uses 8935 instead.
+            port = _split_host_port(_SCHEME.sub("", self.service_addr, count=1))[1] or port
+        return _default_addr(self.http_addr or "", "0.0.0.0", int(port))
+
+    def _validate(self) -> None:
+        if self.network != "offchain":
+            raise FlagError(
+                f"-network {self.network!r}: on-chain networks are not supported by lpnode yet; "
+                "use -network offchain (the default)"
+            )
+        if not (self.orchestrator or self.transcoder):
+            raise FlagError(
+                "no role given: pass -orchestrator, -transcoder, or both "
+                "(lpnode does not run a gateway, AI worker, redeemer or reward service)"
+            )
+        if self.transcoder and not self.orchestrator:
+            if not self.orch_addr:
+                raise FlagError(
+                    "-transcoder without -orchestrator works for a remote orchestrator: "
+                    "set -orchAddr to its host:port (and -orchSecret to the secret it was started with)"
+                )
+            if not self.orch_secret:
+                raise FlagError(
+                    "-transcoder without -orchestrator needs -orchSecret: the secret (or, better, "
+                    "the path of a file holding it) that the orchestrator at -orchAddr was started with"
+                )
+        if self.orchestrator and not self.transcoder and not self.orch_secret:
+            raise FlagError(
+                "-orchestrator without -transcoder needs -orchSecret, the secret its remote transcoders "
+                "use to connect (they are its only way to transcode); or add -transcoder to transcode locally"
+            )
+        if self.max_sessions is None:
+            if self.orchestrator and self.transcoder:
+                raise FlagError(
+                    "-maxSessions auto cannot be used with both -orchestrator and -transcoder; give a number"
+                )
+            if not self.orchestrator:
+                raise FlagError(
+                    "-maxSessions auto is only for an orchestrator with remote transcoders; "
+                    "a transcoder needs a number: how many sessions it can run at once"
+                )
+        elif self.max_sessions < 1:
+            raise FlagError(f"-maxSessions must be at least 1 (got {self.max_sessions})")
+        if self.pixels_per_unit <= 0:
+            raise FlagError(f"-pixelsPerUnit must be greater than 0 (got {self.pixels_per_unit})")
+        if self.price_per_unit < 0:
+            raise FlagError(f"-pricePerUnit must be 0 or more (got {self.price_per_unit})")
+        if self.orch_secret_grace < timedelta(0):
+            raise FlagError("-orchSecretGrace must not be negative; give a duration like 10m (or 0 for none)")
+        if self.verbosity < 0:
+            raise FlagError(f"-v must be 0 or more (got {self.verbosity})")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            given, missing = ("-tlsCertFile", "-tlsKeyFile")
+            if self.tls_key_file:
+                given, missing = missing, given
+            raise FlagError(
+                f"{given} needs {missing} too: give both the certificate and its private key, or neither"
+            )
+
+
+def default_datadir(environ: Mapping[str, str], network: str) -> str:
+    """go-livepeer's default data directory: $HOME/.lpData/<network>."""
+    home = environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    return os.path.join(home, ".lpData", network)
+
+
+def _expand_home(path: str, environ: Mapping[str, str]) -> str:
+    # The shell expands "~" on the command line but not in env vars or the config file.
+    if path == "~" or path.startswith("~/"):
+        home = environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+        return home + path[1:]
+    return os.path.expanduser(path)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse_command_line(argv: Sequence[str]) -> dict[str, object]:
+    """Go flag package semantics; returns canonical flag name -> converted value."""
+    values: dict[str, object] = {}
+    previous: _Flag | None = None  # the last flag, for hints about a stray argument right after it
+    previous_end = -1
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            if i < len(argv):
+                raise _positional(argv, i, previous, after_value=False)
+            break
+        if len(arg) < 2 or not arg.startswith("-"):
+            raise _positional(argv, i - 1, previous, after_value=i - 1 == previous_end)
+        body = arg[2:] if arg.startswith("--") else arg[1:]
+        if not body or body[0] in "-=":
+            raise FlagError(f"bad flag syntax: {arg} (write -name or -name=value)")
+        name, has_value, inline = body.partition("=")
+        flag = _BY_NAME.get(name)
+        if flag is None:
+            if name in ("h", "help"):
+                raise HelpRequested(usage())
+            if name in UNSUPPORTED_FLAGS:
+                raise _unsupported(name)
+            raise _undefined(name)
+        if flag.is_bool:
+            # A bare boolean never takes the next argument: "-monitor false" is two arguments.
+            raw = inline if has_value else "true"
+        elif has_value:
+            raw = inline
+        elif i < len(argv):
+            raw = argv[i]
+            i += 1
+        else:
+            raise FlagError(f"flag needs an argument: -{name} ({flag.kind}); write -{name} VALUE")
+        values[flag.name] = _convert(flag, name, raw, "")
+        previous, previous_end = flag, i
+    return values
+
+
+def _positional(argv: Sequence[str], index: int, previous: _Flag | None, after_value: bool) -> FlagError:
+    if previous is not None and previous.secret and after_value:
+        # An unquoted secret containing a space lands here: do not echo its second half.
+        what = f"unexpected argument {index + 1} after the -{previous.name} value (not shown)"
+    else:
+        what = f"unexpected argument {argv[index]!r} (argument {index + 1})"
+    if previous is not None and previous.is_bool and after_value:
+        hint = f"-{previous.name} is a boolean flag and takes no separate value: write -{previous.name}=false"
+    else:
+        hint = "quote values that contain spaces"
+    return FlagError(f"{what}: lpnode takes no positional arguments; {hint}")
+
+
+def _apply_environment(environ: Mapping[str, str], values: dict[str, object]) -> None:
+    for key, name in sorted(_UNSUPPORTED_BY_ENV.items()):
+        if environ.get(key):
+            raise FlagError(
+                f"environment variable {key} sets -{name}, which is not supported by lpnode yet; unset it"
+            )
+    for key, flag in _BY_ENV.items():
+        raw = environ.get(key, "")
+        if raw and flag.name not in values:  # ff ignores empty variables
+            values[flag.name] = _convert(flag, flag.name, raw, f" from environment variable {key}")
+
+
+def _parse_config_line(line: str) -> tuple[str, str | None] | None:
+    """ff's PlainParser for one line: (name, value or None for a bare name), None to skip."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    parts = line.split(maxsplit=1)
+    if len(parts) == 1:
+        return parts[0], None
+    value = parts[1]
+    comment = re.search(r"\s#", value)
+    if comment:
+        value = value[: comment.start()].strip()
+    return parts[0], value
+
+
+def _apply_config_file(path: str, environ: Mapping[str, str], values: dict[str, object]) -> None:
+    # Whatever the command line or environment set is "provided" and the file cannot override it.
+    provided = set(values)
+    try:
+        with open(_expand_home(path, environ), encoding="utf-8") as f:
+            lines = f.read().split("\n")  # as bufio.Scanner; strip() drops "\r"
+    except OSError as exc:
+        raise FlagError(f"-config {path}: cannot read the config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise FlagError(f"-config {path}: the config file is not UTF-8 text") from None
+    for lineno, line in enumerate(lines, start=1):
+        parsed = _parse_config_line(line)
+        if parsed is None:
+            continue
+        written, raw = parsed
+        where = f"{path}:{lineno}"
+        # ff looks a name up as a flag or as its LP_* variable; lpnode also allows leading dashes.
+        name = written.lstrip("-")
+        flag = _BY_NAME.get(name) or _BY_ENV.get(name)
+        if flag is None:
+            if name in UNSUPPORTED_FLAGS or name in _UNSUPPORTED_BY_ENV:
+                raise FlagError(f"{where}: {_unsupported(_UNSUPPORTED_BY_ENV.get(name, name))}")
+            raise FlagError(f"{where}: {_undefined(name or written)}")
+        if flag.name == "config":
+            raise FlagError(f"{where}: a config file cannot name another config file; remove the 'config' line")
+        if raw is None:
+            if not flag.is_bool:
+                raise FlagError(f"{where}: -{flag.name} needs a value: write '{flag.name} VALUE'")
+            raw = "true"
+        if flag.name in provided:
+            continue
+        values[flag.name] = _convert(flag, name, raw, f" in {where}")
+
+
+def parse_node_flags(argv: Sequence[str], environ: Mapping[str, str]) -> NodeConfig:
+    """Build the node's config from arguments (without the program name) and the environment.
+
+    Raises FlagError for any problem, HelpRequested for -h/-help and
+    VersionRequested for -version.
+    """
+    values = _parse_command_line(argv)
+    _apply_environment(environ, values)
+    config_path = values.get("config")
+    if isinstance(config_path, str):
+        _apply_config_file(config_path, environ, values)
+    if values.get("version"):
+        raise VersionRequested()
+
+    kwargs: dict[str, object] = {}
+    for flag in _FLAGS:
+        if flag.field is not None:
+            kwargs[flag.field] = values.get(flag.name, flag.default)
+    network = str(kwargs["network"])
+    datadir = str(kwargs["datadir"])
+    kwargs["datadir"] = _expand_home(datadir, environ) if datadir else default_datadir(environ, network)
+    for path_field in ("admin_token_file", "tls_cert_file", "tls_key_file", "config_file"):
+        if isinstance(kwargs[path_field], str):
+            kwargs[path_field] = _expand_home(str(kwargs[path_field]), environ)
+    return NodeConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- help
+
+
+def usage() -> str:
+    """Help text for ``lpnode -help``."""
+    lines = [
+        "Usage: lpnode [flags]",
+        "",
+        "A Livepeer orchestrator and/or transcoder that accepts go-livepeer's flags.",
+        "Flags are written -name value, -name=value or --name=value; a boolean flag alone means true.",
+        "Every flag can also come from an environment variable LP_<NAME IN CAPITALS> (-orchSecret:",
+        "LP_ORCHSECRET) or from the -config file ('name value' per line). The command line beats",
+        "the environment, which beats the config file.",
+    ]
+    group = None
+    for flag in _FLAGS:
+        if flag.group != group:
+            group = flag.group
+            lines += ["", f"{group}:"]
+        kind = "" if flag.is_bool else f" {flag.kind}"
+        lines.append(f"  -{flag.name}{kind}")
+        notes = [f"env {env_var_for(flag.name)}"]
+        if flag.shown_default and not flag.is_bool:
+            notes.insert(0, f"default {flag.shown_default}")
+        text = f"{flag.help} ({'; '.join(notes)})"
+        lines += textwrap.wrap(text, width=92, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    lines += [
+        "",
+        "  -h, -help",
+        "        Print this help and exit.",
+        "",
+        "Other go-livepeer flags (-ethUrl, -gateway, -aiModels, ...) are not supported yet.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,122 @@
+"""Loading the orchestrator/transcoder shared secret (-orchSecret).
+
+go-livepeer reads -orchSecret as a file when a file of that name exists and
+otherwise silently uses the value itself, so a mistyped path becomes the
+secret and the orchestrator and transcoder just fail to authenticate. lpnode
+treats anything that looks like a path as a path and insists that the file
+exists, is a private regular file and is not empty.
+
+The secret never appears in a log record or an exception message: errors
+name the file, never its content.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import stat
+
+# A secret is a line of text; anything bigger is the wrong file (a log, a binary).
+_MAX_SECRET_FILE_BYTES = 64 * 1024
+
+_FILE_HELP = (
+    "put the secret alone in a file owned by the user lpnode runs as, with mode 0600 or 0400 "
+    "(e.g. `install -m 600 -o lpnode /dev/null FILE`, then write the secret into FILE)"
+)
+
+
+class SecretError(ValueError):
+    """The -orchSecret value or file is unusable; the message says how to fix it."""
+
+
+def looks_like_path(value: str) -> bool:
+    """True when lpnode reads -orchSecret as a file path rather than the secret itself."""
+    return "/" in value or value.startswith((".", "~"))
+
+
+def _is_plainly_path(value: str) -> bool:
+    # A base64 secret may contain "/" and so be taken for a relative path: only values that
+    # are unmistakably paths are repeated back in messages.
+    return value.startswith(("/", "~", "."))
+
+
+def _describe(path: str) -> str:
+    if _is_plainly_path(path):
+        return f"-orchSecret file {path!r}"
+    return (
+        "the -orchSecret file (its name is not repeated in case it is the secret itself; "
+        "a secret containing '/' must be put in a file)"
+    )
+
+
+def read_secret_file(path: str) -> str:
+    """Read and check a secret file; used at startup and again on SIGHUP.
+
+    Leading and trailing whitespace is dropped (as go-livepeer does), so a
+    trailing newline is fine.
+    """
+    where = _describe(path)
+    full = os.path.expanduser(path)
+    try:
+        # O_NONBLOCK: opening a FIFO by mistake must fail the checks below, not hang startup.
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SecretError(f"{where} does not exist: {_FILE_HELP}, or fix the path") from None
+    except PermissionError:
+        raise SecretError(
+            f"{where} cannot be read by this user (permission denied): make the user lpnode runs as "
+            "its owner, e.g. `chown lpnode FILE && chmod 600 FILE`"
+        ) from None
+    except OSError as exc:
+        raise SecretError(f"{where} cannot be opened: {exc.strerror}") from None
+    try:
+        # fstat on the open descriptor: the checks apply to exactly the file that is read.
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretError(f"{where} is not a regular file: {_FILE_HELP}")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            target = shlex.quote(full) if _is_plainly_path(path) else "FILE"
+            raise SecretError(
+                f"{where} has mode {mode:04o}, which lets group or others access it; a shared "
+                f"secret must be private to the service user: run `chmod 600 {target}`"
+            )
+        data = b""
+        while len(data) <= _MAX_SECRET_FILE_BYTES:
+            chunk = os.read(fd, _MAX_SECRET_FILE_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_SECRET_FILE_BYTES:
+        raise SecretError(
+            f"{where} is larger than {_MAX_SECRET_FILE_BYTES} bytes, too big for a secret; "
+            "check that -orchSecret names the right file"
+        )
+    try:
+        secret = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretError(f"{where} is not UTF-8 text; the secret must be a line of text") from None
+    if not secret:
+        raise SecretError(f"{where} is empty: write the secret into it (one line)")
+    return secret
+
+
+def load_orch_secret(value: str, *, log: logging.Logger) -> str:
+    """Turn the raw -orchSecret value into the secret itself."""
+    if not value.strip():
+        raise SecretError("-orchSecret is empty: give the path of a file holding the secret")
+    # A bare name that is an existing file is read as one, as go-livepeer does; using the
+    # file's name as the secret would only fail later, at authentication.
+    if looks_like_path(value) or os.path.lexists(value):
+        secret = read_secret_file(value)
+        log.info("orchSecret loaded from %s", value if _is_plainly_path(value) else "its file")
+        return secret
+    log.warning(
+        "-orchSecret holds the secret itself, not a file path: on the command line it is visible "
+        "to every local user in `ps` and /proc; put it in a file owned by the service user with "
+        "mode 0600 and pass -orchSecret /path/to/file"
+    )
+    return value
