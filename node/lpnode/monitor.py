@@ -38,6 +38,12 @@ class NodeMetrics:
         self.transcode_time = Histogram(
             "livepeer_transcode_time_seconds", "Time from segment in to renditions ready", labels,
             buckets=_TIME_BUCKETS, registry=self.registry).labels(node_type)
+        self.overhead = Histogram(
+            "lpnode_orchestrator_overhead_seconds",
+            "Time a segment spends in the orchestrator itself: its whole request less the time "
+            "its transcoder had it", labels,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry).labels(node_type)
         self.retries = Counter(
             "lpnode_segment_retries_total", "Segments sent to another transcoder after one was lost",
             labels, registry=self.registry).labels(node_type)

@@ -35,6 +35,7 @@ class Price:
 class SegmentOutcome:
     result: TaskResult
     urls: list[str]
+    transcoder_s: float   # from handing the task out to its result coming back
 
 
 def task_timeout(duration_ms: int) -> float:
@@ -116,7 +117,9 @@ class Orchestrator:
             while True:
                 worker = self.pool.assign(session_id, needs, frozenset(lost))
                 try:
+                    handed_out = time.perf_counter()
                     result = await self._run_on(worker, task)
+                    transcoder_s = time.perf_counter() - handed_out
                     break
                 except TranscoderGone as exc:
                     lost.add(worker.id)
@@ -138,7 +141,7 @@ class Orchestrator:
             name = f"{session_id}/{profile.name}/{seg.seq}{extension(profile)}"
             self.store.put(name, data)
             urls.append(f"{self.service_uri}/stream/{name}")
-        return SegmentOutcome(result, urls)
+        return SegmentOutcome(result, urls, transcoder_s)
 
     async def _run_on(self, worker: Worker, task: Task) -> TaskResult:
         started = time.monotonic()

@@ -11,6 +11,7 @@ import httpx
 
 from lpnode.core import capabilities as caps
 from lpnode.hashing import keccak256
+from lpnode.net import headers
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import lp_rpc_pb2_grpc as rpc
 from lpnode.net.channel import secure_channel
@@ -47,25 +48,33 @@ class GatewayClient:
 
     async def submit(self, info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
                      profiles: Sequence[VideoProfile], duration_ms: int) -> pb.TranscodeResult:
+        return (await self.submit_timed(info, manifest_id, seq, data, profiles, duration_ms))[0]
+
+    async def submit_timed(self, info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
+                           profiles: Sequence[VideoProfile],
+                           duration_ms: int) -> tuple[pb.TranscodeResult, float | None]:
+        """Like submit, plus how long the transcoder had the segment, where an lpnode
+        orchestrator says (None from go-livepeer)."""
         needs = {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}
         seg = pb.SegData(manifestId=manifest_id.encode(), seq=seq, hash=keccak256(data),
                          duration=duration_ms, auth_token=info.auth_token,
                          capabilities=caps.to_net(needs), profiles=b"invalid")
         set_segment_profiles(seg, profiles)
-        headers = {
-            "Livepeer-Segment": base64.b64encode(seg.SerializeToString()).decode(),
-            "Livepeer-Payment": "",
+        request_headers = {
+            headers.SEGMENT: base64.b64encode(seg.SerializeToString()).decode(),
+            headers.PAYMENT: "",
             "Content-Type": "video/MP2T",
             "Accept": "multipart/mixed",
             "Content-Duration": str(duration_ms),
         }
-        resp = await self._http.post(f"{info.transcoder}/segment", content=data, headers=headers)
+        resp = await self._http.post(f"{info.transcoder}/segment", content=data, headers=request_headers)
         if resp.status_code != 200:
             raise SegmentRejected(f"{resp.status_code}: {resp.text.strip()}")
         result = pb.TranscodeResult.FromString(resp.content)
         if result.WhichOneof("result") == "error":
             raise SegmentRejected(result.error)
-        return result
+        transcoder_s = resp.headers.get(headers.TRANSCODER_TIME)
+        return result, float(transcoder_s) if transcoder_s else None
 
     async def download(self, url: str) -> bytes:
         return (await self._http.get(url)).raise_for_status().content

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 from google.protobuf.message import DecodeError
@@ -16,15 +17,13 @@ from lpnode.core.remote import RemoteTranscoder
 from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped, TaskFailed, TaskResult
 from lpnode.hashing import keccak256
 from lpnode.net import lp_rpc_pb2 as pb
-from lpnode.net import multipart
+from lpnode.net import headers, multipart
 from lpnode.net.convert import ProfileError
 from lpnode.server import grpc_asgi
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
 
 log = logging.getLogger(__name__)
 
-TRANSCODER_AUTH = "Livepeer-Transcoder-1.0"
-TRANSCODING_ERROR_TYPE = "livepeer/transcoding-error"
 # A segment, or all renditions of one posted back by a transcoder.
 MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 
@@ -56,6 +55,7 @@ class ServiceApp:
             await grpc_asgi.serve(scope, receive, send, self.grpc_methods)
             return
         method, path = scope["method"], scope["path"]
+        received = time.perf_counter()
         if method in ("GET", "HEAD") and path.startswith("/stream/"):
             await self.serve_stream_file(scope, send)
             return
@@ -65,7 +65,7 @@ class ServiceApp:
         if body is None:
             await respond(send, 413, b"request body too large\n")
         elif method == "POST" and path == "/segment":
-            await self.serve_segment(scope, body, send)
+            await self.serve_segment(scope, body, send, received)
         elif method == "POST" and path == "/transcodeResults":
             await self.transcode_results(scope, body, send)
         else:
@@ -109,11 +109,11 @@ class ServiceApp:
         return pb.PingPong(value=req.value)
 
     # -- HTTPS ---------------------------------------------------------------------------------
-    async def serve_segment(self, scope: dict, body: bytes, send: Callable) -> None:
+    async def serve_segment(self, scope: dict, body: bytes, send: Callable, received: float) -> None:
         """POST /segment from a gateway: check its credentials, transcode, answer a TranscodeResult."""
-        headers = header_dict(scope)
+        hdrs = header_dict(scope)
         try:
-            seg = pb.SegData.FromString(base64.b64decode(headers.get("livepeer-segment", ""),
+            seg = pb.SegData.FromString(base64.b64decode(hdrs.get(headers.SEGMENT.lower(), ""),
                                                          validate=True))
         except (ValueError, DecodeError):
             await respond(send, 403, b"malformed Livepeer-Segment header\n")
@@ -133,6 +133,7 @@ class ServiceApp:
             await respond(send, 403, b"Forbidden\n")
             return
         result = pb.TranscodeResult(seq=seg.seq, info=self.orch.info(seg.auth_token))
+        extra: dict[str, str] = {}
         try:
             outcome = await self.orch.transcode(seg, body)
         except (NoTranscodersAvailable, OrchestratorCapped, TaskFailed, ProfileError) as exc:
@@ -143,27 +144,29 @@ class ServiceApp:
         else:
             for url, (_, pixels) in zip(outcome.urls, outcome.result.renditions):
                 result.data.segments.add(url=url, pixels=pixels)
-        await respond(send, 200, result.SerializeToString(), "application/x-protobuf")
+            extra[headers.TRANSCODER_TIME] = f"{outcome.transcoder_s:.6f}"
+            self.orch.metrics.overhead.observe(time.perf_counter() - received - outcome.transcoder_s)
+        await respond(send, 200, result.SerializeToString(), "application/x-protobuf", extra=extra)
 
     async def transcode_results(self, scope: dict, body: bytes, send: Callable) -> None:
         """POST /transcodeResults from a remote transcoder (go-livepeer's format)."""
-        headers = header_dict(scope)
+        hdrs = header_dict(scope)
         peer = (scope.get("client") or ("?",))[0]
-        if headers.get("authorization") != TRANSCODER_AUTH:
+        if hdrs.get("authorization") != headers.TRANSCODER_AUTH:
             await respond(send, 401, b"Unauthorized\n")
             return
-        if self.secret is None or not self.secret.matches(headers.get("credentials", "")):
+        if self.secret is None or not self.secret.matches(hdrs.get("credentials", "")):
             log.error("refused results from transcoder=%s: invalid secret", peer)
             await respond(send, 401, b"Unauthorized\n")
             return
         try:
-            task_id = int(headers.get("taskid", ""))
+            task_id = int(hdrs.get("taskid", ""))
         except ValueError:
             await respond(send, 400, b"Invalid Task ID\n")
             return
         remote = self.orch.remote_for_task(task_id)
-        content_type, params = parse_content_type(headers.get("content-type", ""))
-        if content_type == TRANSCODING_ERROR_TYPE:
+        content_type, params = parse_content_type(hdrs.get("content-type", ""))
+        if content_type == headers.TRANSCODING_ERROR_TYPE:
             text = body.decode("utf-8", "replace")
             log.error("Transcoding error for taskId=%d from transcoder=%s err=%r", task_id, peer, text)
             if remote:
@@ -171,7 +174,7 @@ class ServiceApp:
             await respond(send, 200, b"OK")
             return
         try:
-            decoded_pixels = int(headers.get("pixels", ""))
+            decoded_pixels = int(hdrs.get("pixels", ""))
             if content_type != "multipart/mixed":
                 raise multipart.MultipartError(f"unexpected content type {content_type!r}")
             parts = multipart.decode(params.get("boundary", ""), body)
@@ -225,8 +228,9 @@ async def read_body(receive: Callable, limit: int) -> bytes | None:
 
 
 async def respond(send: Callable, status: int, body: bytes, content_type: str = "text/plain",
-                  length: int | None = None) -> None:
+                  length: int | None = None, extra: dict[str, str] | None = None) -> None:
     headers = [(b"content-type", content_type.encode()),
                (b"content-length", str(len(body) if length is None else length).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

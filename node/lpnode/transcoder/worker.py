@@ -21,10 +21,10 @@ from lpnode.core import capabilities as caps
 from lpnode.monitor import NodeMetrics
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import lp_rpc_pb2_grpc as rpc
+from lpnode.net import headers as names
 from lpnode.net import multipart
 from lpnode.net.channel import secure_channel
 from lpnode.net.convert import mime_type, segment_profiles
-from lpnode.server.service import TRANSCODER_AUTH, TRANSCODING_ERROR_TYPE
 from lpnode.transcode.engine import TranscodeError, transcode_segment
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class TranscoderNode:
                       notify: pb.NotifySegment) -> None:
         link.in_flight.add(notify.taskId)
         started = time.monotonic()
-        headers = {"Authorization": TRANSCODER_AUTH, "Credentials": secret,
+        headers = {"Authorization": names.TRANSCODER_AUTH, "Credentials": secret,
                    "TaskId": str(notify.taskId)}
         try:
             try:
@@ -131,7 +131,7 @@ class TranscoderNode:
             except (TranscodeError, ValueError, httpx.HTTPError) as exc:
                 log.error("taskId=%d failed: %s", notify.taskId, exc)
                 self.metrics.failed(type(exc).__name__)
-                headers["Content-Type"] = TRANSCODING_ERROR_TYPE
+                headers["Content-Type"] = names.TRANSCODING_ERROR_TYPE
                 await http.post(f"https://{link.address}/transcodeResults", headers=headers,
                                 content=str(exc).encode())
                 return
