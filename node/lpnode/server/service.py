@@ -21,6 +21,7 @@ from lpnode.net import headers, multipart
 from lpnode.net.convert import ProfileError
 from lpnode.server import grpc_asgi
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
+from lpnode.server.http import header_dict, lifespan, parse_content_type, read_body, respond
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ class ServiceApp:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -197,40 +196,3 @@ class ServiceApp:
         kind = "video/mp4" if scope["path"].endswith(".mp4") else "video/mp2t"
         await respond(send, 200, b"" if scope["method"] == "HEAD" else data, kind,
                       length=len(data))
-
-
-def header_dict(scope: dict) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-
-
-def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
-    kind, *rest = value.split(";")
-    params = {}
-    for item in rest:
-        key, _, val = item.strip().partition("=")
-        params[key.lower()] = val.strip('"')
-    return kind.strip().lower(), params
-
-
-async def read_body(receive: Callable, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        event = await receive()
-        if event["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunk = event.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not event.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def respond(send: Callable, status: int, body: bytes, content_type: str = "text/plain",
-                  length: int | None = None, extra: dict[str, str] | None = None) -> None:
-    headers = [(b"content-type", content_type.encode()),
-               (b"content-length", str(len(body) if length is None else length).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

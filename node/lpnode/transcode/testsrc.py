@@ -11,8 +11,11 @@ segments to an orchestrator.
 
 from __future__ import annotations
 
+import heapq
 import io
+import itertools
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 
 import av
@@ -25,16 +28,17 @@ _AUDIO_RATE = 48_000
 _AAC_FRAME = 1024
 
 
-def _pull_all(graph: av.filter.Graph, sink) -> list:
-    frames = []
+def _pull(graph: av.filter.Graph, sink) -> Iterator:
+    # Frames are made one at a time: a 10 s 720p clip would be ~400 MB as a list.
+    # ``graph`` is an argument so it stays alive as long as the generator does.
     while True:
         try:
-            frames.append(sink.pull())
+            yield sink.pull()
         except (av.EOFError, av.BlockingIOError):
-            return frames
+            return
 
 
-def _video_frames(seconds: float, width: int, height: int, fps: int):
+def _video_frames(seconds: float, width: int, height: int, fps: int) -> Iterator:
     graph = av.filter.Graph()
     nframes = max(1, round(seconds * fps))
     src = graph.add("testsrc2", f"size={width}x{height}:rate={fps}:duration={nframes / fps}")
@@ -45,10 +49,10 @@ def _video_frames(seconds: float, width: int, height: int, fps: int):
     noise.link_to(fmt)
     fmt.link_to(sink)
     graph.configure()
-    return _pull_all(graph, sink)[:nframes]
+    return itertools.islice(_pull(graph, sink), nframes)
 
 
-def _audio_frames(seconds: float):
+def _audio_frames(seconds: float) -> Iterator:
     graph = av.filter.Graph()
     src = graph.add("sine", f"frequency=440:sample_rate={_AUDIO_RATE}:duration={seconds}")
     fmt = graph.add("aformat", "sample_fmts=fltp:channel_layouts=stereo")
@@ -58,7 +62,7 @@ def _audio_frames(seconds: float):
     graph.configure()
     # The AAC encoder only accepts full 1024-sample frames.
     graph.set_audio_frame_size(_AAC_FRAME)
-    return _pull_all(graph, sink)
+    return _pull(graph, sink)
 
 
 def make_source(
@@ -88,7 +92,7 @@ def make_source(
             "libx264",
             rate=fps,
             options={
-                "preset": "veryfast",
+                "preset": "superfast",
                 "b": f"{kbps}k",
                 "maxrate": f"{kbps}k",
                 "bufsize": f"{2 * kbps}k",
@@ -109,13 +113,11 @@ def make_source(
             astream = container.add_stream("aac", rate=_AUDIO_RATE, options={"b": "128k"})
             astream.codec_context.layout = "stereo"
 
-        video = _video_frames(seconds, width, height, fps)
-        sound = _audio_frames(seconds) if astream is not None else []
+        video = ((f.pts / fps, 0, f) for f in _video_frames(seconds, width, height, fps))
+        sound = ((f.pts / _AUDIO_RATE, 1, f) for f in
+                 (_audio_frames(seconds) if astream is not None else ()))
         # Interleave by time so the muxer does not have to buffer a whole stream.
-        events = [(f.pts / fps, 0, f) for f in video]
-        events += [(f.pts / _AUDIO_RATE, 1, f) for f in sound]
-        events.sort(key=lambda e: (e[0], e[1]))
-        for _, kind, frame in events:
+        for _, kind, frame in heapq.merge(video, sound, key=lambda e: (e[0], e[1])):
             if kind == 0:
                 frame.time_base = Fraction(1, fps)
                 frame.pict_type = PictureType.I if frame.pts % keyint == 0 else PictureType.NONE
@@ -138,7 +140,8 @@ def _packet_seconds(packet: av.Packet) -> float | None:
 class _SegmentWriter:
     """One MPEG-TS output carrying copies of the input's video and audio streams."""
 
-    def __init__(self, templates: list) -> None:
+    def __init__(self, templates: list, shift: Fraction) -> None:
+        self.shift = shift
         self.buffer = io.BytesIO()
         self.container = av.open(self.buffer, "w", format="mpegts")
         self.streams = {}
@@ -146,12 +149,30 @@ class _SegmentWriter:
             self.streams[template.index] = self.container.add_stream_from_template(template)
 
     def mux(self, packet: av.Packet) -> None:
+        if self.shift and packet.time_base:
+            delta = round(self.shift / packet.time_base)
+            if packet.pts is not None:
+                packet.pts += delta
+            if packet.dts is not None:
+                packet.dts += delta
         packet.stream = self.streams[packet.stream_index]
         self.container.mux(packet)
 
     def close(self) -> bytes:
         self.container.close()
         return self.buffer.getvalue()
+
+
+def _negative_start(data: bytes) -> Fraction:
+    """How far before zero the earliest timestamp lies (MP4 files with B-frames or
+    audio priming start at negative DTS, which MPEG-TS cannot carry)."""
+    earliest = Fraction(0)
+    with av.open(io.BytesIO(data)) as container:
+        for packet in container.demux():
+            ts = packet.dts if packet.dts is not None else packet.pts
+            if ts is not None and packet.time_base:
+                earliest = min(earliest, ts * packet.time_base)
+    return -earliest
 
 
 def cut_segments(ts: bytes, seconds: float = 2.0) -> list[bytes]:
@@ -161,13 +182,15 @@ def cut_segments(ts: bytes, seconds: float = 2.0) -> list[bytes]:
     of the current one, so segments are ``seconds`` long when the source has a
     keyframe that often and longer otherwise (nothing is re-encoded). Video before
     the first keyframe is dropped because it cannot be decoded on its own; the
-    first video and audio stream are kept, timestamps are left unchanged.
+    first video and audio stream are kept. Timestamps are kept, except that an input
+    starting before zero is shifted as a whole so that it starts at zero.
     """
     if seconds <= 0:
         raise ValueError("seconds must be positive")
     # Half a millisecond of slack absorbs 90 kHz rounding of exact keyframe times.
     slack = 0.0005
     segments: list[bytes] = []
+    shift = _negative_start(ts)
     with av.open(io.BytesIO(ts)) as container:
         if not container.streams.video:
             raise ValueError("input has no video stream")
@@ -185,7 +208,7 @@ def cut_segments(ts: bytes, seconds: float = 2.0) -> list[bytes]:
                 if packet.is_keyframe and when is not None and when + slack >= start + seconds:
                     if writer is not None:
                         segments.append(writer.close())
-                    writer = _SegmentWriter(templates)
+                    writer = _SegmentWriter(templates, shift)
                     start = when
                     for held in pending_audio:
                         writer.mux(held)

@@ -1,0 +1,49 @@
+"""Small ASGI helpers shared by the 8935 service and the admin listener."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+async def lifespan(receive: Callable, send: Callable) -> None:
+    """Neither app has start-up or shut-down work of its own; acknowledge both phases."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+def header_dict(scope: dict) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    kind, *rest = value.split(";")
+    params = {}
+    for item in rest:
+        key, _, val = item.strip().partition("=")
+        params[key.lower()] = val.strip('"')
+    return kind.strip().lower(), params
+
+
+async def read_body(receive: Callable, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        event = await receive()
+        if event["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def respond(send: Callable, status: int, body: bytes, content_type: str = "text/plain",
+                  length: int | None = None, extra: dict[str, str] | None = None) -> None:
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body) if length is None else length).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
