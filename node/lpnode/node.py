@@ -8,6 +8,8 @@ import logging
 import signal
 import time
 from pathlib import Path
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -51,82 +53,155 @@ def advertised_uri(cfg: NodeConfig, listen: str) -> str:
     return f"https://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{port}"
 
 
-def _secret_reader(cfg: NodeConfig):
-    """The transcoder re-reads a secret file before every connection attempt (rotation)."""
-    value = cfg.orch_secret
+# How long SIGTERM waits for segments in flight before the process exits anyway.
+DRAIN_DEADLINE_S = 30.0
+
+
+def _secret_reader(cfg: NodeConfig) -> Callable[[], str]:
+    """Re-read the secret file at every use (rotation); a literal secret never changes."""
+    value = cfg.orch_secret or ""
     secret = load_orch_secret(value, log=log)
     if secret == value:
         return lambda: secret
     return lambda: read_secret_file(value)
 
 
-async def run_node(cfg: NodeConfig) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+def _admin_token(cfg: NodeConfig) -> str | None:
+    return read_secret_file(cfg.admin_token_file) if cfg.admin_token_file else None
 
+
+@dataclass
+class Running:
+    """What a node runs, and how it stops: drain first (SIGTERM), then close."""
+    servers: list[Awaitable[Any]] = field(default_factory=list)   # end once `stop` is set
+    loops: list[Awaitable[Any]] = field(default_factory=list)     # run until cancelled
+    drain: Callable[[float], Awaitable[Any]] | None = None
+    reload: Callable[[], Awaitable[Any]] | None = None
+    close: Callable[[], None] | None = None
+
+
+def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None) -> Running:
+    metrics = NodeMetrics("orch")
+    listen = cfg.http_addr or "0.0.0.0:8935"
+    uri = advertised_uri(cfg, listen)
+    if cfg.tls_cert_file and cfg.tls_key_file:
+        cert, key = Path(cfg.tls_cert_file), Path(cfg.tls_key_file)
+    else:
+        cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(uri)[0])
+    read_secret = _secret_reader(cfg) if cfg.orch_secret else None
+    secret = SharedSecret(read_secret(), cfg.orch_secret_grace.total_seconds()) if read_secret else None
+    orch = Orchestrator(service_uri=uri, metrics=metrics, secret=secret,
+                        tokens=AuthTokens(load_or_create_key(Path(cfg.datadir) / "authtoken.key")),
+                        price=Price(cfg.price_per_unit, cfg.pixels_per_unit),
+                        session_limit=cfg.max_sessions)
+    if cfg.transcoder:
+        orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, nvidia=nvidia, gpu=gpu))
+    started = time.time()
+
+    def status() -> dict[str, Any]:
+        now = time.time()
+        return {"version": __version__, "role": cfg.role, "uptimeSeconds": round(now - started, 1),
+                "serviceURI": orch.service_uri, "draining": orch.draining,
+                "inFlight": orch.in_flight, "sessions": orch.pool.load,
+                "capacity": orch.pool.capacity,
+                "transcoders": [{"address": w.address, "capacity": w.capacity, "load": w.load,
+                                 "inFlight": w.in_flight, "draining": w.draining,
+                                 "penalised": w.penalised,
+                                 "connectedSince": round(w.connected_at, 3),
+                                 "connectedSeconds": round(now - w.connected_at, 1)}
+                                for w in orch.pool.snapshot()]}
+
+    async def reload() -> dict[str, Any]:
+        if secret is None or read_secret is None:
+            return {"reloaded": False, "reason": "no -orchSecret"}
+        rotated = secret.rotate(read_secret())
+        if rotated:
+            log.info("orchSecret rotated; the previous one is accepted for %s more",
+                     cfg.orch_secret_grace)
+        else:
+            log.info("orchSecret reloaded: unchanged")
+        return {"reloaded": True, "rotated": rotated, "graceSeconds": cfg.orch_secret_grace.total_seconds()}
+
+    async def drain(deadline_s: float) -> dict[str, Any]:
+        # Shutting down: new segments are refused with 503 (gateways retry them, here once
+        # restarted or at another orchestrator); the ones in hand finish.
+        orch.draining = orch.closing = True
+        log.info("draining: no new segments; %d in flight", orch.in_flight)
+        end = time.monotonic() + deadline_s
+        while orch.in_flight and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        return status()
+
+    async def drain_action() -> dict[str, Any]:
+        orch.draining = True
+        return status()
+
+    admin = AdminApp(status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
+                     actions={"drain": drain_action, "reload": reload})
+    log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
+             __version__, listen, orch.service_uri, cfg.cli_addr)
+    return Running(
+        servers=[serve(ServiceApp(orch), _hypercorn(listen, cert, key), shutdown_trigger=stop.wait),
+                 serve(admin, _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)],
+        loops=[orch.housekeeping()], drain=drain, reload=reload,
+        # Transcoder streams never end on their own; close them so the server can stop.
+        close=orch.close)
+
+
+def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None) -> Running:
+    metrics = NodeMetrics("trcr")
+    capacity = cfg.max_sessions or 1
+    node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), capacity,
+                          metrics=metrics, nvidia=nvidia, gpu=gpu)
+    drained: list[asyncio.Task] = []
+
+    async def drain_action() -> dict[str, Any]:
+        if not drained:   # runs on after the reply; status shows how far it got
+            drained.append(asyncio.create_task(node.drain(DRAIN_DEADLINE_S)))
+        return {"version": __version__, "role": cfg.role, **node.status()}
+
+    admin = AdminApp(lambda: {"version": __version__, "role": cfg.role, **node.status()},
+                     metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
+                     actions={"drain": drain_action})
+    log.info("transcoder %s for orchestrators %s, capacity %d, %s", __version__,
+             ",".join(cfg.orch_addr), capacity, "NVENC" if nvidia else "x264 (CPU)")
+    return Running(servers=[serve(admin, _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)],
+                   loops=[node.run()], drain=node.drain)
+
+
+async def run_node(cfg: NodeConfig) -> None:
+    """Run until SIGTERM/SIGINT, which drains (bounded by DRAIN_DEADLINE_S) and exits;
+    SIGHUP reloads the orchSecret on an orchestrator."""
     nvidia = bool(cfg.nvidia)
     gpus = preflight(cfg.nvidia) if nvidia else []
     gpu = gpus[0].index if gpus else None
-    started = time.time()
-    servers: list[Any] = []   # end by themselves once `stop` is set
-    loops: list[Any] = []     # run until cancelled
-    on_stop: list[Any] = []
-    status: dict[str, Any] = {"version": __version__, "role": cfg.role}
+    stop, terminate = asyncio.Event(), asyncio.Event()
+    node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, nvidia, gpu)
 
-    if cfg.orchestrator:
-        metrics = NodeMetrics("orch")
-        listen = cfg.http_addr
-        if cfg.tls_cert_file and cfg.tls_key_file:
-            cert, key = Path(cfg.tls_cert_file), Path(cfg.tls_key_file)
-        else:
-            cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(
-                advertised_uri(cfg, listen))[0])
-        tokens = AuthTokens(load_or_create_key(Path(cfg.datadir) / "authtoken.key"))
-        orch = Orchestrator(service_uri=advertised_uri(cfg, listen), tokens=tokens, metrics=metrics,
-                            price=Price(cfg.price_per_unit, cfg.pixels_per_unit),
-                            session_limit=cfg.max_sessions)
-        secret = SharedSecret(load_orch_secret(cfg.orch_secret, log=log)) if cfg.orch_secret else None
-        if cfg.transcoder:
-            orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, nvidia=nvidia, gpu=gpu))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, terminate.set)
+    reloads: set[asyncio.Task] = set()
+    if node.reload is not None:
+        reload = node.reload
 
-        def orch_status() -> dict[str, Any]:
-            now = time.time()
-            return {**status, "uptimeSeconds": round(now - started, 1), "serviceURI": orch.service_uri,
-                    "sessions": orch.pool.load, "capacity": orch.pool.capacity,
-                    "transcoders": [{"address": w.address, "capacity": w.capacity, "load": w.load,
-                                     "connectedSince": round(w.connected_at, 3),
-                                     "connectedSeconds": round(now - w.connected_at, 1)}
-                                    for w in orch.pool.snapshot()]}
+        def on_hup() -> None:
+            task = loop.create_task(reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
 
-        servers += [serve(ServiceApp(orch, secret), _hypercorn(listen, cert, key),
-                          shutdown_trigger=stop.wait),
-                    serve(AdminApp(orch_status, metrics.registry if cfg.monitor else None),
-                          _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)]
-        loops.append(orch.housekeeping())
-        # Transcoder streams never end on their own; close them so the server can stop.
-        on_stop.append(orch.close)
-        log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
-                 __version__, listen, orch.service_uri, cfg.cli_addr)
-    else:
-        metrics = NodeMetrics("trcr")
-        node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), cfg.max_sessions or 1,
-                              metrics=metrics, nvidia=nvidia, gpu=gpu)
-        loops.append(node.run())
-        servers.append(serve(AdminApp(lambda: {**status, **node.status()},
-                                      metrics.registry if cfg.monitor else None),
-                             _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait))
-        log.info("transcoder %s for orchestrators %s, capacity %d, %s", __version__,
-                 ",".join(cfg.orch_addr), cfg.max_sessions or 1, "NVENC" if nvidia else "x264 (CPU)")
-
-    server_tasks = [asyncio.ensure_future(s) for s in servers]
-    loop_tasks = [asyncio.ensure_future(job) for job in loops]
-    await stop.wait()
-    log.info("shutting down")
+    server_tasks = [asyncio.ensure_future(s) for s in node.servers]
+    loop_tasks = [asyncio.ensure_future(job) for job in node.loops]
+    await terminate.wait()
+    log.info("shutting down: draining first (at most %.0fs)", DRAIN_DEADLINE_S)
+    if node.drain is not None:
+        await node.drain(DRAIN_DEADLINE_S)
+    stop.set()
     for task in loop_tasks:
         task.cancel()
-    for close in on_stop:
-        close()
+    if node.close is not None:
+        node.close()
     await asyncio.gather(*loop_tasks, return_exceptions=True)
     await asyncio.wait(server_tasks, timeout=10)
+    log.info("stopped")

@@ -13,6 +13,8 @@ class FakeWorker:
         self.capacity = capacity
         self.capabilities = frozenset(capabilities)
         self.connected_at = 0.0
+        self.draining = False
+        self.in_flight = 0
 
 
 def pool_of(*workers, limit=None) -> TranscoderPool:
@@ -85,3 +87,28 @@ def test_exclude_moves_a_session_off_a_lost_transcoder():
     moved = pool.assign("s1", exclude=frozenset({owner}))
     assert moved.id != owner
     assert [s.load for s in pool.snapshot() if s.id == owner] == [0]
+
+
+def test_slow_transcoder_is_passed_over_for_new_sessions_but_keeps_its_own():
+    pool = pool_of(FakeWorker("a", 4), FakeWorker("b", 4))
+    first = pool.assign("s1").id
+    other = ({"a", "b"} - {first}).pop()
+    pool.penalise(first)
+    assert [pool.assign(f"new{i}").id for i in range(3)] == [other] * 3
+    assert pool.assign("s1").id == first            # its healthy session stays
+    # when the others are full, the penalised one still takes work rather than refusing it
+    pool.assign("new3")
+    assert pool.assign("new4").id == first
+
+
+def test_draining_transcoder_gets_no_work_and_its_sessions_move():
+    a, b = FakeWorker("a", 4), FakeWorker("b", 4)
+    pool = pool_of(a, b)
+    owner = pool.assign("s1")
+    owner.draining = True
+    moved = pool.assign("s1")
+    assert moved.id != owner.id
+    assert all(pool.assign(f"n{i}").id == moved.id for i in range(3))
+    moved.draining = True
+    with pytest.raises(OrchestratorCapped):
+        pool.assign("n9")

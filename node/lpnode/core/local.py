@@ -18,17 +18,22 @@ class LocalTranscoder:
         self.capacity = capacity
         self.capabilities = TRANSCODER
         self.connected_at = time.time()
+        self.draining = False
+        self.in_flight = 0
         self._nvidia = nvidia
         self._gpu = gpu
         self._executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="transcode")
 
     async def run(self, task: Task) -> TaskResult:
         loop = asyncio.get_running_loop()
+        self.in_flight += 1
         try:
             out = await loop.run_in_executor(self._executor, lambda: transcode_segment(
                 task.source, task.profiles, nvidia=self._nvidia, gpu=self._gpu))
         except TranscodeError as exc:
             raise TaskFailed(str(exc)) from exc
+        finally:
+            self.in_flight -= 1
         return TaskResult(out.decoded_pixels, [(r.data, r.pixels) for r in out.renditions])
 
     def end_session(self, session_id: str) -> None:

@@ -14,7 +14,9 @@ from lpnode.core.auth import AuthTokens
 from lpnode.core.pool import TranscoderPool
 from lpnode.core.remote import RemoteTranscoder
 from lpnode.core.store import SegmentStore
-from lpnode.core.tasks import Task, TaskFailed, TaskResult, TranscoderGone, Worker
+from lpnode.core.credentials import SharedSecret
+from lpnode.core.tasks import (NoTranscodersAvailable, Task, TaskFailed, TaskResult, TaskTimeout,
+                               TranscoderGone, Worker)
 from lpnode.monitor import NodeMetrics
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import extension, segment_profiles
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 SESSION_IDLE_S = 60.0
+# lpnode transcoders send a heartbeat every second; this much silence means the process is
+# stopped or cut off, even when its socket looks open (go-livepeer #576/#847).
+HEARTBEAT_TIMEOUT_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,16 @@ def task_timeout(duration_ms: int) -> float:
 
 class Orchestrator:
     def __init__(self, *, service_uri: str, tokens: AuthTokens, metrics: NodeMetrics,
-                 price: Price = Price(), session_limit: int | None = None,
-                 session_idle_s: float = SESSION_IDLE_S) -> None:
+                 secret: SharedSecret | None = None, price: Price = Price(),
+                 session_limit: int | None = None, session_idle_s: float = SESSION_IDLE_S,
+                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S) -> None:
         self.service_uri = service_uri.rstrip("/")
+        self.secret = secret
+        self.draining = False   # no new sessions
+        self.closing = False    # no new segments either: the process is about to exit
+        self.in_flight = 0
+        self._heartbeat_timeout_s = heartbeat_timeout_s
+        self._worker_added = asyncio.Event()
         self.pool = TranscoderPool(session_limit)
         self.store = SegmentStore()
         self.tokens = tokens
@@ -62,6 +74,14 @@ class Orchestrator:
     # -- transcoders -------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
         self.pool.add(worker)
+        self._worker_added.set()
+        self._worker_added.clear()
+
+    def remote_by_token(self, token: str) -> RemoteTranscoder | None:
+        for worker in self.pool.workers():
+            if isinstance(worker, RemoteTranscoder) and worker.token == token:
+                return worker
+        return None
 
     def remove_worker(self, worker: Worker) -> None:
         self.pool.remove(worker.id)
@@ -96,7 +116,27 @@ class Orchestrator:
         )
 
     def has_room_for(self, session_id: str) -> bool:
+        if self.draining and session_id not in self._last_seen:
+            return False   # draining: running sessions finish, new ones go elsewhere
         return self.pool.has_room_for(session_id)
+
+    async def _assign(self, session_id: str, needs: frozenset[int], lost: set[str],
+                      budget_s: float) -> Worker:
+        """A transcoder for this segment. With none connected at all (just started, or every
+        one reconnecting after a secret rotation) the segment waits for one, within its time
+        budget, instead of failing at once."""
+        deadline = time.monotonic() + budget_s
+        while True:
+            try:
+                return self.pool.assign(session_id, needs, frozenset(lost))
+            except NoTranscodersAvailable:
+                wait = deadline - time.monotonic()
+                if wait <= 0 or len(self.pool):
+                    raise
+                try:
+                    await asyncio.wait_for(self._worker_added.wait(), wait)
+                except TimeoutError:
+                    raise NoTranscodersAvailable() from None
 
     async def transcode(self, seg: pb.SegData, source: bytes) -> SegmentOutcome:
         """Run one segment to completion, moving it to another transcoder if its own is lost."""
@@ -113,9 +153,10 @@ class Orchestrator:
         self.metrics.segment_source_appeared.inc()
         started = time.monotonic()
         lost: set[str] = set()
+        self.in_flight += 1
         try:
             while True:
-                worker = self.pool.assign(session_id, needs, frozenset(lost))
+                worker = await self._assign(session_id, needs, lost, task.timeout_s / 2)
                 try:
                     handed_out = time.perf_counter()
                     result = await self._run_on(worker, task)
@@ -132,6 +173,7 @@ class Orchestrator:
             self.metrics.failed(type(exc).__name__)
             raise
         finally:
+            self.in_flight -= 1
             self.store.delete(source_name)
         elapsed = time.monotonic() - started
         self.metrics.segment_transcoded.inc()
@@ -149,11 +191,21 @@ class Orchestrator:
             self._remotes[task.task_id] = worker
         try:
             result = await worker.run(task)
+        except TaskTimeout:
+            # go-livepeer drops the whole transcoder here, and every healthy session with it.
+            self.pool.penalise(worker.id)
+            self.metrics.transcoder_result(worker.address, False, time.monotonic() - started)
+            raise
         except Exception:
             self.metrics.transcoder_result(worker.address, False, time.monotonic() - started)
             raise
         finally:
             self._remotes.pop(task.task_id, None)
+        elapsed = time.monotonic() - started
+        if task.segdata.duration and elapsed > task.segdata.duration / 1000:
+            log.warning("transcoder=%s took %.1fs for a %.1fs segment: no new sessions for it "
+                        "for a while", worker.address, elapsed, task.segdata.duration / 1000)
+            self.pool.penalise(worker.id)
         if len(result.renditions) != len(task.profiles):
             raise TaskFailed(f"transcoder {worker.address} returned {len(result.renditions)} "
                                  f"renditions for {len(task.profiles)} profiles")
@@ -166,10 +218,26 @@ class Orchestrator:
         if worker is not None:
             worker.end_session(session_id)
 
-    async def housekeeping(self, every_s: float = 5.0) -> None:
-        """End sessions whose gateway went quiet, so their capacity comes back; drop old files."""
+    def _drop_dead_and_stale(self) -> None:
+        for worker in self.pool.workers():
+            if not isinstance(worker, RemoteTranscoder):
+                continue
+            if worker.heartbeats and worker.silent_for() > self._heartbeat_timeout_s:
+                log.warning("transcoder=%s sent no heartbeat for %.1fs: dropping it, its "
+                            "segments go to other transcoders", worker.address, worker.silent_for())
+                self.metrics.failed("TranscoderLost")
+                self.remove_worker(worker)
+            elif self.secret is not None and self.secret.stale(worker.secret_generation):
+                log.warning("transcoder=%s still uses the previous orchSecret after the grace "
+                            "period: closing its connection", worker.address)
+                self.remove_worker(worker)
+
+    async def housekeeping(self, every_s: float = 0.5) -> None:
+        """Drop transcoders that went silent or kept an expired secret, end sessions whose
+        gateway went quiet (their capacity comes back), drop old files."""
         while True:
             await asyncio.sleep(every_s)
+            self._drop_dead_and_stale()
             cutoff = time.monotonic() - self._session_idle_s
             for session_id, seen in list(self._last_seen.items()):
                 if seen < cutoff:

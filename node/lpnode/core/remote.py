@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 from lpnode.core.tasks import Task, TaskResult, TaskTimeout, TranscoderGone
@@ -11,12 +12,21 @@ from lpnode.net.convert import set_segment_profiles
 
 
 class RemoteTranscoder:
-    def __init__(self, address: str, capacity: int, capabilities: frozenset[int]) -> None:
-        self.id = f"{address}#{id(self):x}"
+    def __init__(self, address: str, capacity: int, capabilities: frozenset[int], *,
+                 secret_generation: int = 1, heartbeats: bool = False) -> None:
+        # Unguessable: an lpnode transcoder names its own registration with it in heartbeats
+        # and drain requests, so it doubles as their credential.
+        self.token = secrets.token_hex(16)
+        self.id = f"{address}#{self.token[:8]}"
         self.address = address
         self.capacity = capacity
         self.capabilities = capabilities
         self.connected_at = time.time()
+        self.secret_generation = secret_generation
+        # go-livepeer transcoders send no heartbeats; only lpnode's are held to them.
+        self.heartbeats = heartbeats
+        self.last_heartbeat = time.monotonic()
+        self.draining = False
         # Messages for the RegisterTranscoder stream; None tells the stream to end.
         self.outbox: asyncio.Queue[pb.NotifySegment | None] = asyncio.Queue()
         self._pending: dict[int, asyncio.Future[TaskResult]] = {}
@@ -38,8 +48,15 @@ class RemoteTranscoder:
         finally:
             self._pending.pop(task.task_id, None)
 
-    def owns(self, task_id: int) -> bool:
-        return task_id in self._pending
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def beat(self) -> None:
+        self.last_heartbeat = time.monotonic()
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_heartbeat
 
     def deliver(self, task_id: int, result: TaskResult | Exception) -> bool:
         """Hand a posted result to the waiting task; False if nobody waits for it any more."""

@@ -59,6 +59,8 @@ class Worker(Protocol):
     capacity: int
     capabilities: frozenset[int]
     connected_at: float
+    draining: bool      # takes no new work; its sessions move elsewhere
+    in_flight: int
 
     async def run(self, task: Task) -> TaskResult: ...
 

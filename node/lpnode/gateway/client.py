@@ -22,6 +22,15 @@ from lpnode.transcode.profiles import VideoProfile
 class SegmentRejected(Exception):
     """The orchestrator refused or failed the segment; the text is what it said."""
 
+    def __init__(self, message: str, status: int = 200) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """Worth sending again, as go-livepeer gateways do up to -maxAttempts."""
+        return self.status in (502, 503, 504) or "auth token" in str(self)
+
 
 class GatewayClient:
     def __init__(self, orch_addr: str, *, timeout_s: float = 30.0) -> None:
@@ -69,7 +78,7 @@ class GatewayClient:
         }
         resp = await self._http.post(f"{info.transcoder}/segment", content=data, headers=request_headers)
         if resp.status_code != 200:
-            raise SegmentRejected(f"{resp.status_code}: {resp.text.strip()}")
+            raise SegmentRejected(f"{resp.status_code}: {resp.text.strip()}", resp.status_code)
         result = pb.TranscodeResult.FromString(resp.content)
         if result.WhichOneof("result") == "error":
             raise SegmentRejected(result.error)

@@ -95,12 +95,16 @@ def check_rendition(data: bytes, profile: VideoProfile, src: SourceSegment) -> s
 
 async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], count: int,
                      profiles: list[VideoProfile], max_attempts: int, report: Report,
-                     verbose: bool) -> None:
+                     verbose: bool, realtime: bool = False) -> None:
     async with GatewayClient(addr) as client:
         info = await client.get_orchestrator()
         manifest = f"teststream-{stream_no}-{int(time.time())}"
+        live_start = time.monotonic()
         for seq in range(count):
             src = segments[seq % len(segments)]
+            if realtime:
+                due = live_start + sum(segments[i % len(segments)].duration_ms for i in range(seq)) / 1000
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
             report.sent += 1
             started = time.perf_counter()
             result, error = None, ""
@@ -112,12 +116,14 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                     error = f"transport: {exc}"
                 except SegmentRejected as exc:
                     error = str(exc)
-                    if "auth token" not in error:
+                    if not exc.retryable:
                         break
-                    info = await client.get_orchestrator()
+                    if "auth token" in error:
+                        info = await client.get_orchestrator()
                 if attempt < max_attempts:
                     report.retries += 1
-                    await asyncio.sleep(0.5)
+                    # An orchestrator restart takes a few seconds: back off up to 4 s.
+                    await asyncio.sleep(min(0.25 * 2 ** attempt, 4.0))
             if result is None:
                 report.fail(error)
                 print(f"stream {stream_no} seg {seq}: FAILED {error}", flush=True)
@@ -159,6 +165,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-profiles", default=DEFAULT_PROFILES, help=f"renditions (default {DEFAULT_PROFILES})")
     p.add_argument("-maxAttempts", type=int, default=3, help="tries per segment on transport errors")
     p.add_argument("-quiet", action="store_true", help="print only failures and the summary")
+    p.add_argument("-realtime", action="store_true",
+                   help="pace each stream like a live one: a segment per segment duration")
     args = p.parse_args(argv)
     if args.segments < 1 or args.streams < 1 or args.maxAttempts < 1:
         p.error("-segments, -streams and -maxAttempts must be at least 1")
@@ -170,7 +178,7 @@ async def run(args: argparse.Namespace) -> Report:
     segments = load_source(args.source, args.resolution)
     report = Report()
     await asyncio.gather(*(run_stream(args.orchAddr, n, segments, args.segments, profiles,
-                                      args.maxAttempts, report, not args.quiet)
+                                      args.maxAttempts, report, not args.quiet, args.realtime)
                            for n in range(args.streams)))
     return report
 

@@ -7,3 +7,11 @@ TRANSCODING_ERROR_TYPE = "livepeer/transcoding-error"
 # lpnode extension, ignored by go-livepeer gateways: how long the transcoder had the segment,
 # so a gateway can tell the orchestrator's own share of the latency.
 TRANSCODER_TIME = "Lpnode-Transcoder-Seconds"
+
+# lpnode extensions to RegisterTranscoder, in gRPC metadata where go-livepeer peers ignore them:
+# the transcoder offers heartbeats; the orchestrator answers with the registration's id, which
+# the transcoder then names in the two extra RPCs below (both take and return net.PingPong).
+HEARTBEAT_MD = "lpnode-heartbeat"
+TRANSCODER_ID_MD = "lpnode-transcoder-id"
+HEARTBEAT_RPC = "/lpnode.Transcoder/Heartbeat"
+DRAIN_RPC = "/lpnode.Transcoder/Drain"

@@ -1,24 +1,35 @@
-"""The admin listener (7935 on orchestrators): /status, /healthz and, with -monitor, /metrics.
+"""The admin listener (7935 on orchestrators): /status, /healthz, with -monitor /metrics, and
+the admin actions (POST /drain, POST /reload) for runbooks.
 
 It binds 127.0.0.1 unless -cliAddr says otherwise; the firewall keeps it for monitoring hosts.
+go-livepeer's CLI port has no authentication; here actions need the token from
+-adminTokenFile (`Authorization: Bearer <token>`), and without that file they are off.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from lpnode.server.http import lifespan, respond
+from lpnode.server.http import header_dict, lifespan, read_body, respond
+
+log = logging.getLogger(__name__)
+
+Action = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class AdminApp:
-    def __init__(self, status: Callable[[], dict[str, Any]],
-                 registry: CollectorRegistry | None) -> None:
+    def __init__(self, status: Callable[[], dict[str, Any]], registry: CollectorRegistry | None,
+                 *, token: str | None = None, actions: dict[str, Action] | None = None) -> None:
         self._status = status
         self._registry = registry
+        self._token = token.encode() if token else None
+        self._actions = actions or {}
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -27,11 +38,13 @@ class AdminApp:
         if scope["type"] != "http":
             return
         path = scope["path"]
-        if scope["method"] != "GET":
+        if scope["method"] == "POST":
+            await read_body(receive, 64 * 1024)
+            await self._act(scope, path.strip("/"), send)
+        elif scope["method"] != "GET":
             await respond(send, 405, b"method not allowed\n")
         elif path == "/status":
-            body = json.dumps(self._status(), indent=2).encode() + b"\n"
-            await respond(send, 200, body, "application/json")
+            await _json(send, 200, self._status())
         elif path == "/healthz":
             await respond(send, 200, b"ok\n")
         elif path == "/metrics" and self._registry is not None:
@@ -40,3 +53,25 @@ class AdminApp:
             await respond(send, 404, b"metrics are off: start lpnode with -monitor\n")
         else:
             await respond(send, 404, b"not found\n")
+
+    async def _act(self, scope: dict, name: str, send: Callable) -> None:
+        action = self._actions.get(name)
+        if action is None:
+            await respond(send, 404, f"no admin action {name!r}; there are: "
+                          f"{', '.join(sorted(self._actions))}\n".encode())
+            return
+        if self._token is None:
+            await respond(send, 403, b"admin actions are off: start lpnode with -adminTokenFile\n")
+            return
+        given = header_dict(scope).get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(self._token, given.encode()):
+            log.warning("refused admin action %s from %s: bad token", name,
+                        (scope.get("client") or ("?",))[0])
+            await respond(send, 401, b"bad or missing admin token\n")
+            return
+        log.info("admin action %s from %s", name, (scope.get("client") or ("?",))[0])
+        await _json(send, 200, await action())
+
+
+async def _json(send: Callable, status: int, body: dict[str, Any]) -> None:
+    await respond(send, status, json.dumps(body, indent=2).encode() + b"\n", "application/json")

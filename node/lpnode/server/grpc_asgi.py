@@ -16,7 +16,7 @@ import enum
 import logging
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -53,15 +53,20 @@ class GrpcError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass
 class CallContext:
     peer_host: str
     peer_port: int
     metadata: dict[str, str]
+    # Initial metadata (response headers) the handler wants sent; lpnode's extensions travel
+    # here, where go-livepeer peers ignore them.
+    reply_metadata: dict[str, str] = field(default_factory=dict)
 
 
 UnaryHandler = Callable[[Any, CallContext], Awaitable[Message]]
-StreamHandler = Callable[[Any, CallContext], AsyncIterator[Message]]
+# A streaming handler checks the request first (raising GrpcError refuses the call before any
+# message), then returns the stream of replies.
+StreamHandler = Callable[[Any, CallContext], Awaitable[AsyncIterator[Message]]]
 
 
 @dataclass(frozen=True)
@@ -119,13 +124,16 @@ def _context(scope: dict) -> CallContext:
 async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[str, Method]) -> None:
     """Answer one gRPC call; `methods` maps '/package.Service/Method' to its handler."""
     started = False
+    ctx = _context(scope)
 
     async def start() -> None:
         nonlocal started
         if not started:
             started = True
+            headers = [(b"content-type", GRPC_CONTENT_TYPE.encode())]
+            headers += [(k.lower().encode(), v.encode()) for k, v in ctx.reply_metadata.items()]
             await send({"type": "http.response.start", "status": 200, "trailers": True,
-                        "headers": [(b"content-type", GRPC_CONTENT_TYPE.encode())]})
+                        "headers": headers})
 
     async def finish(code: StatusCode, message: str = "") -> None:
         await start()
@@ -149,14 +157,14 @@ async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[st
             request.ParseFromString(unframe(body))
         except DecodeError as exc:
             raise GrpcError(StatusCode.INVALID_ARGUMENT, f"malformed request: {exc}") from exc
-        ctx = _context(scope)
         if not method.streaming:
             reply = await method.handler(request, ctx)  # type: ignore[misc]
             await start()
             await send({"type": "http.response.body", "body": frame(reply), "more_body": True})
             await finish(StatusCode.OK)
             return
-        await _stream(method.handler(request, ctx), receive, send, start)  # type: ignore[arg-type]
+        replies = await method.handler(request, ctx)
+        await _stream(replies, receive, send, start)  # type: ignore[arg-type]
         await finish(StatusCode.OK)
     except GrpcError as exc:
         await finish(exc.code, exc.message)

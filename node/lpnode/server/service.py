@@ -11,7 +11,6 @@ from google.protobuf.message import DecodeError
 
 from lpnode.core import capabilities as caps
 from lpnode.core.auth import AuthTokenError
-from lpnode.core.credentials import SharedSecret
 from lpnode.core.orchestrator import Orchestrator
 from lpnode.core.remote import RemoteTranscoder
 from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped, TaskFailed, TaskResult
@@ -32,10 +31,11 @@ MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 class ServiceApp:
     """The ASGI application behind 8935."""
 
-    def __init__(self, orchestrator: Orchestrator, secret: SharedSecret | None) -> None:
+    def __init__(self, orchestrator: Orchestrator) -> None:
         self.orch = orchestrator
-        self.secret = secret
         self.grpc_methods = {
+            headers.HEARTBEAT_RPC: Method(pb.PingPong, self.transcoder_heartbeat),
+            headers.DRAIN_RPC: Method(pb.PingPong, self.transcoder_drain),
             "/net.Transcoder/RegisterTranscoder":
                 Method(pb.RegisterRequest, self.register_transcoder, streaming=True),
             "/net.Orchestrator/GetOrchestrator": Method(pb.OrchestratorRequest, self.get_orchestrator),
@@ -76,14 +76,23 @@ class ServiceApp:
         # Operators grep for this exact line (go-livepeer's wording).
         log.info("Got a RegisterTranscoder request from transcoder=%s capacity=%d",
                  ctx.peer_host, req.capacity)
-        if self.secret is None or not self.secret.matches(req.secret):
+        secret = self.orch.secret
+        generation = secret.matches(req.secret) if secret is not None else None
+        if generation is None:
             log.error("refused transcoder=%s:%d: invalid secret", ctx.peer_host, ctx.peer_port)
             raise GrpcError(StatusCode.UNKNOWN, "invalid secret")
         if req.capacity <= 0:
             raise GrpcError(StatusCode.UNKNOWN, "zero capacity")
         offered = frozenset(caps.from_bitstring(req.capabilities.bitstring)) if req.HasField(
             "capabilities") else caps.TRANSCODER
-        remote = RemoteTranscoder(f"{ctx.peer_host}:{ctx.peer_port}", int(req.capacity), offered)
+        remote = RemoteTranscoder(f"{ctx.peer_host}:{ctx.peer_port}", int(req.capacity), offered,
+                                  secret_generation=generation,
+                                  heartbeats=headers.HEARTBEAT_MD in ctx.metadata)
+        ctx.reply_metadata[headers.TRANSCODER_ID_MD] = remote.token
+        return self._notifications(remote)
+
+    async def _notifications(self, remote: RemoteTranscoder) -> AsyncIterator[pb.NotifySegment]:
+        # Registered only once the stream runs, so a client gone before that leaves no trace.
         self.orch.add_worker(remote)
         try:
             while (message := await remote.outbox.get()) is not None:
@@ -91,6 +100,22 @@ class ServiceApp:
         finally:
             log.info("transcoder=%s disconnected", remote.address)
             self.orch.remove_worker(remote)
+
+    async def transcoder_heartbeat(self, req: pb.PingPong, ctx: CallContext) -> pb.PingPong:
+        remote = self.orch.remote_by_token(req.value.decode(errors="replace"))
+        if remote is None:
+            raise GrpcError(StatusCode.NOT_FOUND, "not registered: reconnect")
+        remote.beat()
+        return pb.PingPong()
+
+    async def transcoder_drain(self, req: pb.PingPong, ctx: CallContext) -> pb.PingPong:
+        remote = self.orch.remote_by_token(req.value.decode(errors="replace"))
+        if remote is None:
+            raise GrpcError(StatusCode.NOT_FOUND, "not registered")
+        if not remote.draining:
+            log.info("transcoder=%s is draining: no new work for it", remote.address)
+        remote.draining = True
+        return pb.PingPong()
 
     async def get_orchestrator(self, req: pb.OrchestratorRequest, ctx: CallContext) -> pb.OrchestratorInfo:
         return self.orch.info()
@@ -110,6 +135,9 @@ class ServiceApp:
     # -- HTTPS ---------------------------------------------------------------------------------
     async def serve_segment(self, scope: dict, body: bytes, send: Callable, received: float) -> None:
         """POST /segment from a gateway: check its credentials, transcode, answer a TranscodeResult."""
+        if self.orch.closing:
+            await respond(send, 503, b"orchestrator is shutting down; retry\n")
+            return
         hdrs = header_dict(scope)
         try:
             seg = pb.SegData.FromString(base64.b64decode(hdrs.get(headers.SEGMENT.lower(), ""),
@@ -154,7 +182,8 @@ class ServiceApp:
         if hdrs.get("authorization") != headers.TRANSCODER_AUTH:
             await respond(send, 401, b"Unauthorized\n")
             return
-        if self.secret is None or not self.secret.matches(hdrs.get("credentials", "")):
+        secret = self.orch.secret
+        if secret is None or secret.matches(hdrs.get("credentials", "")) is None:
             log.error("refused results from transcoder=%s: invalid secret", peer)
             await respond(send, 401, b"Unauthorized\n")
             return

@@ -154,14 +154,16 @@ def encoder_error_message(
             or "incompatible client key" in low or "openencodesessionex failed" in low):
         in_use = (f" ({info.active_sessions} already in use)"
                   if info.active_sessions is not None else "")
-        limit = (f"{_session_cap_text(cap, info.driver)}{in_use}"
-                 if cap is not None else f"the GPU refused a new session{in_use}")
+        if cap is None:
+            return (f"{gpu}: the GPU refused a new NVENC session{in_use}. This board has "
+                    f"no driver session limit, so it is out of GPU memory or encoder "
+                    f"capacity: free the GPU or lower -maxSessions. FFmpeg said: {detail}")
         return (f"{gpu}: cannot open an NVENC session - the NVENC session limit is "
-                f"reached: {limit}. Every rendition of every stream is one session, so "
-                f"-maxSessions times the renditions per stream must not exceed it; stop "
-                f"other encoders on this GPU, lower -maxSessions, or lift the consumer "
-                f"driver limit with nvidia-patch ({NVIDIA_PATCH_URL}). FFmpeg said: "
-                f"{detail}")
+                f"reached: {_session_cap_text(cap, info.driver)}{in_use}. Every "
+                f"rendition of every stream is one session, so -maxSessions times the "
+                f"renditions per stream must not exceed {cap}; stop other encoders on "
+                f"this GPU, lower -maxSessions, or lift the consumer driver limit with "
+                f"nvidia-patch ({NVIDIA_PATCH_URL}). FFmpeg said: {detail}")
     if "cuda_error_invalid_device" in low or "cudevice" in low:
         return f"{gpu}: CUDA cannot open this device ({detail}). Check `nvidia-smi`."
     if "cuda_error_no_device" in low or "cuinit" in low:

@@ -49,8 +49,9 @@ class VideoProfile:
     of 0, as an unset protobuf field arrives, is read as 1).
 
     ``gop_ms`` is the protobuf ``gop`` int32 as go-livepeer sends it
-    (``common.ProfilesToTranscodeOpts`` writes ``GOP.Milliseconds()``, or the negative
-    sentinel unchanged; ``server/segment_rpc.go`` reads it back the same way):
+    (``common/util.go`` ``FFmpegProfiletoNetProfile`` writes ``GOP.Milliseconds()``, or
+    the negative sentinel unchanged; ``server/segment_rpc.go``
+    ``makeFfmpegVideoProfiles`` reads it back the same way):
     0 = encoder default, -1 = intra only (``ffmpeg.GOPIntraOnly``), ``n > 0`` = a
     keyframe every ``n`` milliseconds. Values below -1 are invalid (lpms rejects them).
     """

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
+HEARTBEAT_EVERY_S = 1.0
+# Missed heartbeats in a row before the orchestrator counts as gone (reconnect).
+HEARTBEAT_MISSES = 3
 
 
 @dataclass
@@ -41,6 +44,10 @@ class OrchestratorLink:
     last_error: str = ""
     attempts: int = 0
     in_flight: set[int] = field(default_factory=set)
+    # Set while registered with an lpnode orchestrator (None with go-livepeer's).
+    token: str | None = None
+    channel: grpc.aio.Channel | None = None
+    stream: grpc.aio.UnaryStreamCall | None = None
 
 
 class TranscoderNode:
@@ -53,14 +60,45 @@ class TranscoderNode:
         self._nvidia = nvidia
         self._gpu = gpu
         self._executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="transcode")
+        self.draining = False
 
     async def run(self) -> None:
         await asyncio.gather(*(self._serve_forever(link) for link in self.links))
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(link.in_flight) for link in self.links)
+
+    async def drain(self, deadline_s: float) -> bool:
+        """Ask every orchestrator for no new work, finish what is in hand, then deregister.
+        True if nothing was left unfinished at the deadline."""
+        self.draining = True
+        for link in self.links:
+            if link.token and link.channel is not None:
+                try:
+                    await _ping_call(link.channel, names.DRAIN_RPC)(
+                        pb.PingPong(value=link.token.encode()), timeout=5)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning("orchestrator=%s did not take the drain request: %s",
+                                link.address, exc.details())
+        log.info("draining: waiting for %d segments in flight", self.in_flight)
+        end = time.monotonic() + deadline_s
+        while self.in_flight and time.monotonic() < end:
+            await asyncio.sleep(0.1)
+        finished = self.in_flight == 0
+        for link in self.links:
+            if link.stream is not None:
+                link.stream.cancel()
+        log.info("drained%s; deregistered from every orchestrator",
+                 "" if finished else f" with {self.in_flight} segments unfinished at the deadline")
+        return finished
 
     def status(self) -> dict:
         now = time.time()
         return {
             "capacity": self.capacity,
+            "draining": self.draining,
+            "inFlight": self.in_flight,
             "orchestrators": [{
                 "address": link.address, "connected": link.connected,
                 "connectedSeconds": round(now - link.connected_since, 1) if link.connected_since else None,
@@ -71,7 +109,7 @@ class TranscoderNode:
     async def _serve_forever(self, link: OrchestratorLink) -> None:
         """Reconnect forever, backing off with jitter; the secret is re-read before each try."""
         delay = BACKOFF_START_S
-        while True:
+        while not self.draining:
             link.attempts += 1
             started = time.monotonic()
             try:
@@ -83,6 +121,9 @@ class TranscoderNode:
                 link.last_error = f"{type(exc).__name__}: {exc}"
             finally:
                 link.connected, link.connected_since = False, None
+                link.token = link.channel = link.stream = None
+            if self.draining:
+                return
             if time.monotonic() - started > BACKOFF_MAX_S:
                 delay = BACKOFF_START_S   # it was up for a while: this is a fresh failure
             wait = delay * random.uniform(0.5, 1.0)
@@ -97,23 +138,58 @@ class TranscoderNode:
                                      capabilities=caps.to_net(caps.TRANSCODER, (), self.capacity))
         channel = await secure_channel(link.address)
         async with channel, httpx.AsyncClient(http2=True, verify=False, timeout=30) as http:
-            stream = rpc.TranscoderStub(channel).RegisterTranscoder(request)
+            stream = rpc.TranscoderStub(channel).RegisterTranscoder(
+                request, metadata=((names.HEARTBEAT_MD, str(HEARTBEAT_EVERY_S)),))
             tasks: set[asyncio.Task] = set()
+            heartbeat: asyncio.Task | None = None
             try:
-                await stream.initial_metadata()
+                metadata = dict(await stream.initial_metadata() or ())
                 link.connected, link.connected_since, link.last_error = True, time.time(), ""
+                link.channel, link.stream = channel, stream
+                link.token = metadata.get(names.TRANSCODER_ID_MD)
+                if link.token:
+                    heartbeat = asyncio.create_task(self._heartbeat(link, channel, stream))
                 log.info("registered with orchestrator=%s capacity=%d", link.address, self.capacity)
-                async for notify in stream:
-                    if not notify.url:
-                        continue   # session teardown: nothing is kept per session here
-                    task = asyncio.create_task(self._handle(link, http, secret, notify))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                try:
+                    async for notify in stream:
+                        if not notify.url:
+                            continue   # session teardown: nothing is kept per session here
+                        task = asyncio.create_task(self._handle(link, http, secret, notify))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                except asyncio.CancelledError:
+                    # grpc reports our own stream.cancel() (heartbeat lost, drain) this way;
+                    # only a cancellation of this task itself must travel on.
+                    if asyncio.current_task().cancelling():
+                        raise
+                    raise ConnectionError("stream closed here") from None
             finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
                 # The orchestrator is gone or closed the stream; finish what is in hand so the
                 # results can still be posted if it comes back in time.
                 if tasks:
                     await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _heartbeat(self, link: OrchestratorLink, channel: grpc.aio.Channel,
+                         stream: grpc.aio.UnaryStreamCall) -> None:
+        """Prove this process alive to the orchestrator, and notice when it is not."""
+        beat = _ping_call(channel, names.HEARTBEAT_RPC)
+        misses = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
+            try:
+                await beat(pb.PingPong(value=(link.token or "").encode()), timeout=HEARTBEAT_EVERY_S * 2)
+                misses = 0
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    return
+                misses += 1
+                if exc.code() == grpc.StatusCode.NOT_FOUND or misses >= HEARTBEAT_MISSES:
+                    log.warning("orchestrator=%s: heartbeat failed (%s); reconnecting",
+                                link.address, exc.details() or exc.code().name)
+                    stream.cancel()
+                    return
 
     async def _handle(self, link: OrchestratorLink, http: httpx.AsyncClient, secret: str,
                       notify: pb.NotifySegment) -> None:
@@ -152,3 +228,8 @@ class TranscoderNode:
                       notify.taskId, link.address, exc)
         finally:
             link.in_flight.discard(notify.taskId)
+
+
+def _ping_call(channel: grpc.aio.Channel, path: str) -> grpc.aio.UnaryUnaryMultiCallable:
+    return channel.unary_unary(path, request_serializer=pb.PingPong.SerializeToString,
+                               response_deserializer=pb.PingPong.FromString)
