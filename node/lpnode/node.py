@@ -157,6 +157,7 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | N
 
     async def drain_action() -> dict[str, Any]:
         if not drained:   # runs on after the reply; status shows how far it got
+            node.draining = True
             drained.append(asyncio.create_task(node.drain(DRAIN_DEADLINE_S)))
         return {"version": __version__, "role": cfg.role, **node.status()}
 

@@ -30,18 +30,25 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log_path: Path
-    admin: str
+    admin_addr: str
     args: list[str] = field(default_factory=list)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def status(self) -> dict:
-        with urllib.request.urlopen(f"http://{self.admin}/status", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://{self.admin_addr}/status", timeout=5) as resp:
+            return json.load(resp)
+
+    def admin(self, action: str, token: Path) -> dict:
+        request = urllib.request.Request(
+            f"http://{self.admin_addr}/{action}", method="POST", data=b"",
+            headers={"Authorization": f"Bearer {token.read_text().strip()}"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return json.load(resp)
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://{self.admin_addr}/metrics", timeout=5) as resp:
             return resp.read().decode()
 
     def wait_log(self, text: str, timeout: float = 20) -> None:
@@ -93,6 +100,13 @@ class Fleet:
         wait_http(proc)
         return proc
 
+    def admin_token(self) -> Path:
+        token = self.tmp / "adminToken"
+        if not token.exists():
+            token.write_text("integration-admin-token-91be\n")
+            token.chmod(0o600)
+        return token
+
     def transcoder(self, name: str, capacity: int = 4, secret_file: Path | None = None,
                    *extra: str) -> Proc:
         return self.start(name, "-transcoder", "-orchAddr", self.orch_addr,
@@ -105,6 +119,18 @@ class Fleet:
         lines = run.stdout.strip().splitlines()
         summary = json.loads(lines[-1]) if lines else {}
         return run.returncode, summary, run.stdout + run.stderr
+
+    def start_stream(self, *args: str) -> subprocess.Popen:
+        """A test stream running in the background while a test breaks things."""
+        return subprocess.Popen([*LPNODE, "test-stream", "-orchAddr", self.orch_addr, *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=self.tmp)
+
+    @staticmethod
+    def finish_stream(popen: subprocess.Popen, timeout: float = 240) -> tuple[int, dict, str]:
+        output, _ = popen.communicate(timeout=timeout)
+        lines = output.strip().splitlines()
+        return popen.returncode, json.loads(lines[-1]) if lines else {}, output
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

@@ -222,3 +222,11 @@ def test_preflight_real_encode_on_fake_gpu_reports_missing_driver_libraries():
         preflight("0", nvml=FakeNvml([GEFORCE]))
     assert "libcuda" in str(err.value)
     assert "Install the NVIDIA driver" in str(err.value)
+
+
+def test_out_of_memory_on_unlimited_board_is_not_called_a_session_limit():
+    msg = encoder_error_message(gpu(name="Tesla T4", consumer=False, max_sessions_hint=None,
+                                    active_sessions=40), "Cannot allocate memory",
+                                ["OpenEncodeSessionEx failed: out of memory (10)"])
+    assert "no driver session limit" in msg and "(40 already in use)" in msg
+    assert "out of GPU memory" in msg

@@ -266,16 +266,15 @@ def test_make_source_keyframes_exactly_every_segment(clip_small):
 
 
 def test_cut_segments_from_mp4(clip_small):
-    mp4 = io.BytesIO()
-    with av.open(io.BytesIO(clip_small)) as src, av.open(mp4, "w", format="mp4") as dst:
-        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
-        for p in src.demux():
-            if p.size:
-                p.stream = streams[p.stream_index]
-                dst.mux(p)
-    segments = cut_segments(mp4.getvalue(), 2.0)
+    # An operator's MP4: B-frames make it start at a negative DTS, which MPEG-TS
+    # segments cannot carry; keyframes every 2 s come from the rendition's GOP.
+    as_mp4 = VideoProfile("mp4", 320, 180, 400_000, gop_ms=2000, format=Format.MP4)
+    mp4 = transcode_segment(clip_small, [as_mp4]).renditions[0].data
+    assert min(p.dts for p in packets(mp4, "video")) < 0
+    segments = cut_segments(mp4, 2.0)
     assert len(segments) == 3
-    for seg in segments:
+    for i, seg in enumerate(segments):
         assert seg[0] == 0x47
+        assert min(p.dts * p.time_base for p in packets(seg, "video")) == 2 * i
         out = transcode_segment(seg, [SMALL])
         assert out.decoded_frames == 60

@@ -21,7 +21,7 @@ import grpc
 import httpx
 
 from lpnode.gateway.client import GatewayClient, SegmentRejected
-from lpnode.transcode.engine import probe_rendition
+from lpnode.transcode.engine import output_size, probe_rendition
 from lpnode.transcode.profiles import VideoProfile, parse_profiles
 from lpnode.transcode.testsrc import cut_segments, make_source
 
@@ -35,6 +35,8 @@ class SourceSegment:
     frames: int
     fps: float
     duration_ms: int
+    width: int
+    height: int
 
 
 @dataclass
@@ -69,8 +71,9 @@ def describe(data: bytes) -> SourceSegment:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 30)
+        width, height = stream.codec_context.width, stream.codec_context.height
         frames = sum(1 for _ in container.decode(stream))
-    return SourceSegment(data, frames, fps, round(frames / fps * 1000))
+    return SourceSegment(data, frames, fps, round(frames / fps * 1000), width, height)
 
 
 def expected_frames(src: SourceSegment, profile: VideoProfile) -> int:
@@ -85,8 +88,9 @@ def check_rendition(data: bytes, profile: VideoProfile, src: SourceSegment) -> s
         width, height, frames = probe_rendition(data)
     except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
         return f"{profile.name}: does not decode ({exc})"
-    if (width, height) != (profile.width, profile.height):
-        return f"{profile.name}: {width}x{height}, expected {profile.width}x{profile.height}"
+    want_w, want_h = output_size(src.width, src.height, profile)
+    if (width, height) != (want_w, want_h):
+        return f"{profile.name}: {width}x{height}, expected {want_w}x{want_h}"
     want = expected_frames(src, profile)
     if abs(frames - want) > 1:
         return f"{profile.name}: {frames} frames, expected {want}"
@@ -107,13 +111,17 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
             report.sent += 1
             started = time.perf_counter()
-            result, error = None, ""
+            result, error, renditions, latency = None, "", [], 0.0
             for attempt in range(1, max_attempts + 1):
                 try:
                     result = await client.submit(info, manifest, seq, src.data, profiles, src.duration_ms)
+                    latency = (time.perf_counter() - started) * 1000
+                    # A gateway fetches the renditions at once; if the orchestrator restarted in
+                    # between they are gone, and the segment is sent again.
+                    renditions = [await client.download(r.url) for r in result.data.segments]
                     break
-                except (httpx.TransportError, grpc.aio.AioRpcError) as exc:
-                    error = f"transport: {exc}"
+                except (httpx.TransportError, httpx.HTTPStatusError, grpc.aio.AioRpcError) as exc:
+                    result, error = None, f"transport: {exc}"
                 except SegmentRejected as exc:
                     error = str(exc)
                     if not exc.retryable:
@@ -128,12 +136,8 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                 report.fail(error)
                 print(f"stream {stream_no} seg {seq}: FAILED {error}", flush=True)
                 continue
-            latency = (time.perf_counter() - started) * 1000
-            problems = []
-            for profile, rendition in zip(profiles, result.data.segments):
-                problem = check_rendition(await client.download(rendition.url), profile, src)
-                if problem:
-                    problems.append(problem)
+            problems = [problem for profile, data in zip(profiles, renditions)
+                        if (problem := check_rendition(data, profile, src))]
             if len(result.data.segments) != len(profiles):
                 problems.append(f"{len(result.data.segments)} renditions for {len(profiles)} profiles")
             if problems:

@@ -30,7 +30,9 @@ from lpnode.transcode.engine import TranscodeError, transcode_segment
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 30.0
+# Low cap: after an orchestrator restart its transcoders must be back within seconds; a
+# connection attempt to a host that is down costs next to nothing.
+BACKOFF_MAX_S = 2.0
 HEARTBEAT_EVERY_S = 1.0
 # Missed heartbeats in a row before the orchestrator counts as gone (reconnect).
 HEARTBEAT_MISSES = 3
