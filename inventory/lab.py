@@ -1,0 +1,80 @@
+"""pyinfra inventory for the local lab (`lpfleet lab up`), shaped like inventory/prod.py.
+
+    lpfleet lab up
+    pyinfra inventory/lab.py deploys/fleet.py
+
+Groups: orchestrators, transcoders, monitoring (redeemers when the lab has r1...), and reward
+(the first orchestrator, exactly one host). Hosts are named by their lab names (o1, t1, ...) and
+reached at their bridge addresses (10.77.0.x) as root with the lab's SSH key; host keys are
+checked against the known_hosts file `lpfleet lab up` writes.
+
+Lab data on every host:
+    lab                 True
+    admin_networks      ["10.77.0.1/32"]: the control machine's bridge address, the only admin
+                        source (7935 and SSH), narrow enough for firewall tests to mean something
+    orch_secret_file    path on the control machine of the lab's orchSecret (0600, random)
+    admin_token_file    path on the control machine of the lab's admin token (0600, random)
+Transcoders also have orchestrator="o1" (the first orchestrator).
+
+Module-level names starting with "_" are not groups (pyinfra ignores them).
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os as _os
+from pathlib import Path as _Path
+
+_STATE_FILE = _Path(_os.environ.get("LPFLEET_LAB_DIR") or "/var/lib/lpfleet-lab") / "state.json"
+
+
+def _load_state() -> dict:
+    try:
+        return _json.loads(_STATE_FILE.read_text())
+    except FileNotFoundError:
+        msg = f"lab is not up: run lpfleet lab up (no {_STATE_FILE})"
+        try:
+            from pyinfra.api.exceptions import InventoryError
+        except ImportError:  # read without pyinfra (tests, tools)
+            raise RuntimeError(msg) from None
+        raise InventoryError(msg) from None
+
+
+_state = _load_state()
+_hosts = _state["hosts"]
+_orchestrators = [h for h in _hosts if h["group"] == "orchestrators"]
+_first_orch = _orchestrators[0]["name"] if _orchestrators else None
+
+
+def _host_data(h: dict) -> dict:
+    data = {
+        # pyinfra's @ssh connector
+        "ssh_hostname": h["address"],
+        "ssh_user": _state["ssh_user"],
+        "ssh_key": _state["ssh_key"],
+        "ssh_known_hosts_file": _state["known_hosts"],
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_allow_agent": False,
+        "ssh_look_for_keys": False,
+        # lab facts for the deploys
+        "lab": True,
+        "address": h["address"],
+        "admin_networks": [f"{_state['gateway']}/32"],
+        "orch_secret_file": _state["orch_secret_file"],
+        "admin_token_file": _state["admin_token_file"],
+    }
+    if h["group"] == "transcoders" and _first_orch:
+        data["orchestrator"] = _first_orch
+    return data
+
+
+def _group(name: str) -> list[tuple[str, dict]]:
+    return [(h["name"], _host_data(h)) for h in _hosts if h["group"] == name]
+
+
+orchestrators = _group("orchestrators")
+transcoders = _group("transcoders")
+monitoring = _group("monitoring")
+reward = [(_first_orch, _host_data(_orchestrators[0]))] if _orchestrators else []
+if any(h["group"] == "redeemers" for h in _hosts):
+    redeemers = _group("redeemers")

@@ -1,0 +1,1 @@
+"""lpfleet: provisioning and operations tooling for Livepeer orchestrator fleets."""

@@ -1,0 +1,198 @@
+"""The `lpfleet` command.
+
+    lpfleet lab up [--hosts o1,t1,t2,mon1] [--extra N]
+    lpfleet lab down [--purge]
+    lpfleet lab status [--json]
+    lpfleet lab ssh HOST [COMMAND...]
+    lpfleet lab stop HOST [--hard] | start HOST | cut HOST | restore HOST
+
+Each top-level command group registers itself in COMMANDS; more groups (deploy, runbook, ...)
+plug in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+
+def _lab_log(quiet: bool):
+    from lab.util import quiet_log, stderr_log
+
+    return quiet_log if quiet else stderr_log
+
+
+def _cmd_lab_up(args: argparse.Namespace) -> int:
+    import lab
+
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
+    report = lab.up(hosts, args.extra, timeout=args.timeout, log=_lab_log(args.quiet))
+    st = report.state
+    if not args.quiet:
+        _print_hosts(st)
+        print(f"state: {lab.state.path()}")
+        print(f"ssh:   lpfleet lab ssh {st.hosts[0].name}   (or ssh -F {st.ssh_config} {st.hosts[0].name})")
+        print("inventory: pyinfra inventory/lab.py ...")
+    return 0
+
+
+def _print_hosts(st) -> None:
+    print(f"{'HOST':<6} {'GROUP':<14} ADDRESS")
+    for h in st.hosts:
+        print(f"{h.name:<6} {h.group:<14} {h.address}")
+
+
+def _cmd_lab_down(args: argparse.Namespace) -> int:
+    import lab
+
+    removed = lab.down(purge=args.purge, log=_lab_log(args.quiet))
+    if not args.quiet:
+        print(f"lab down ({len(removed)} hosts removed{'; state dir purged' if args.purge else ''})")
+    return 0
+
+
+def _cmd_lab_status(args: argparse.Namespace) -> int:
+    import lab
+
+    try:
+        rows = lab.status(probe_ssh=not args.no_ssh)
+    except lab.LabNotUp as e:
+        if args.json:
+            print(json.dumps({"up": False, "hosts": []}))
+        else:
+            print(str(e))
+        return 3
+    if args.json:
+        print(json.dumps({
+            "up": True,
+            "state_file": str(lab.state.path()),
+            "hosts": [
+                {"name": r.name, "address": r.address, "group": r.group, "state": r.state,
+                 "running": r.running, "link": "up" if r.link_up else "cut", "ssh": r.ssh}
+                for r in rows
+            ],
+        }, indent=2))
+        return 0
+    print(f"{'HOST':<6} {'GROUP':<14} {'ADDRESS':<12} {'STATE':<8} {'LINK':<5} SSH")
+    for r in rows:
+        ssh = "-" if args.no_ssh else ("ok" if r.ssh else "no")
+        print(f"{r.name:<6} {r.group:<14} {r.address:<12} {r.state:<8} "
+              f"{'up' if r.link_up else 'cut':<5} {ssh}")
+    return 0
+
+
+def _cmd_lab_ssh(args: argparse.Namespace) -> int:
+    import lab
+
+    st = lab.state.load()
+    cmd = args.command
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    remote = " ".join(cmd) if cmd else None
+    argv = lab.ssh_argv(args.host, remote, state=st, tty=remote is None and sys.stdin.isatty())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)
+    return 127  # not reached
+
+
+def _cmd_lab_stop(args: argparse.Namespace) -> int:
+    import lab
+
+    lab.stop(args.host, hard=args.hard, log=_lab_log(args.quiet))
+    return 0
+
+
+def _cmd_lab_start(args: argparse.Namespace) -> int:
+    import lab
+
+    lab.start(args.host, timeout=args.timeout, log=_lab_log(args.quiet))
+    return 0
+
+
+def _cmd_lab_cut(args: argparse.Namespace) -> int:
+    import lab
+
+    lab.cut(args.host, log=_lab_log(args.quiet))
+    return 0
+
+
+def _cmd_lab_restore(args: argparse.Namespace) -> int:
+    import lab
+
+    lab.restore(args.host, log=_lab_log(args.quiet))
+    return 0
+
+
+def _add_lab(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lab", help="the local lab of Debian hosts (systemd-nspawn)",
+                       description="The local lab: real Debian 12 hosts with systemd and sshd on "
+                       "a private bridge 10.77.0.0/24 (see docs/lab.md). Needs root.")
+    labsub = p.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
+
+    def cmd(name: str, fn: Callable, help: str, host: bool = False) -> argparse.ArgumentParser:
+        c = labsub.add_parser(name, help=help, description=help)
+        c.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        if host:
+            c.add_argument("host", help="host name (o1, t1, ...) or address")
+        c.set_defaults(func=fn)
+        return c
+
+    c = cmd("up", _cmd_lab_up, "build (first time) and boot the lab; safe to re-run")
+    c.add_argument("--hosts", help="comma-separated host names, e.g. o1,t1,t2,mon1 (the lab "
+                   "becomes exactly these; names: oN, tN, monN, rN)")
+    c.add_argument("--extra", type=int, help="N more transcoders (t3, t4, ...) beyond --hosts or "
+                   "the default o1,t1,t2,mon1; at most 8 hosts in all")
+    c.add_argument("--timeout", type=float, default=180, help="seconds to wait per host (180)")
+    c = cmd("down", _cmd_lab_down, "remove every trace of the lab (keeps the cached rootfs)")
+    c.add_argument("--purge", action="store_true",
+                   help="also remove the cached rootfs, lab SSH key and secrets (the state dir)")
+    c = cmd("status", _cmd_lab_status, "list hosts, addresses and state")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--no-ssh", action="store_true", help="don't probe sshd")
+    c = labsub.add_parser("ssh", help="a shell, or run COMMAND, on a host (exit status passed through)")
+    c.add_argument("host")
+    c.add_argument("command", nargs=argparse.REMAINDER)
+    c.set_defaults(func=_cmd_lab_ssh)
+    c = cmd("stop", _cmd_lab_stop, "power a host off (disk kept)", host=True)
+    c.add_argument("--hard", action="store_true", help="a power cut instead of a clean shutdown")
+    c = cmd("start", _cmd_lab_start, "boot a powered-off host and wait for sshd", host=True)
+    c.add_argument("--timeout", type=float, default=120)
+    cmd("cut", _cmd_lab_cut, "cut a host's network link (it keeps running)", host=True)
+    cmd("restore", _cmd_lab_restore, "restore a cut link", host=True)
+
+
+#: Top-level command groups: name -> function adding its subparser.
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "lab": _add_lab,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lpfleet", description="Livepeer fleet tooling.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # LabError and friends: a message, not a traceback
+        from lab.config import LabError
+
+        if isinstance(e, LabError):
+            print(f"lpfleet: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
