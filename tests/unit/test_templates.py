@@ -122,7 +122,7 @@ SECRET = "c3VwZXItc2VjcmV0LXZhbHVl"
 
 
 def unit(gpu=False):
-    return render("lpnode.service.j2", role="transcoder", user="lpnode", venv="/opt/lpnode/venv",
+    return render("lpnode.service.j2", role="transcoder", service_user="lpnode", venv="/opt/lpnode/venv",
                   config_path="/etc/lpnode/lpnode.conf", restart_sec=5, gpu=gpu)
 
 
