@@ -41,6 +41,10 @@ def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = N
     # Transcoders hold one long stream open; it must not count as an idle connection.
     cfg.keep_alive_timeout = 75
     cfg.graceful_timeout = 5
+    # Hypercorn closes an HTTP/2 connection after 1000 requests by default; transcoders and
+    # gateways keep one connection for thousands of segments, and the requests caught in that
+    # close fail.
+    cfg.keep_alive_max_requests = 2**62
     if certfile and keyfile:
         cfg.certfile, cfg.keyfile = str(certfile), str(keyfile)
     return cfg

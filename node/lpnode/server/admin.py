@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from lpnode.server.http import header_dict, lifespan, read_body, respond
+from lpnode.server.http import ClientGone, header_dict, lifespan, read_body, respond
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ class AdminApp:
             return
         path = scope["path"]
         if scope["method"] == "POST":
-            await read_body(receive, 64 * 1024)
+            try:
+                await read_body(receive, 64 * 1024)
+            except ClientGone:
+                return
             await self._act(scope, path.strip("/"), send)
         elif scope["method"] != "GET":
             await respond(send, 405, b"method not allowed\n")

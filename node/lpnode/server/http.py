@@ -25,12 +25,18 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), params
 
 
+class ClientGone(Exception):
+    """The client went away before its request body was complete: there is no one to answer,
+    and a partial body must not be taken for a whole one."""
+
+
 async def read_body(receive: Callable, limit: int) -> bytes | None:
+    """The whole request body, or None if it is over `limit` bytes."""
     chunks, size = [], 0
     while True:
         event = await receive()
         if event["type"] == "http.disconnect":
-            return b"".join(chunks)
+            raise ClientGone()
         chunk = event.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -20,7 +20,8 @@ from lpnode.net import headers, multipart
 from lpnode.net.convert import ProfileError
 from lpnode.server import grpc_asgi
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
-from lpnode.server.http import header_dict, lifespan, parse_content_type, read_body, respond
+from lpnode.server.http import (ClientGone, header_dict, lifespan, parse_content_type, read_body,
+                                respond)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ class ServiceApp:
             return
         # Read the whole request before answering, even to refuse it: Hypercorn drops the
         # connection when a client keeps sending a body the server has already answered.
-        body = await read_body(receive, MAX_SEGMENT_BYTES)
+        try:
+            body = await read_body(receive, MAX_SEGMENT_BYTES)
+        except ClientGone:
+            return
         if body is None:
             await respond(send, 413, b"request body too large\n")
         elif method == "POST" and path == "/segment":

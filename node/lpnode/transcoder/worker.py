@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -202,7 +202,7 @@ class TranscoderNode:
         try:
             try:
                 profiles = segment_profiles(notify.segData)
-                source = (await http.get(notify.url)).raise_for_status().content
+                source = (await _with_retries(lambda: http.get(notify.url))).raise_for_status().content
                 loop = asyncio.get_running_loop()
                 out = await loop.run_in_executor(self._executor, lambda: transcode_segment(
                     source, profiles, nvidia=self._nvidia, gpu=self._gpu))
@@ -210,15 +210,16 @@ class TranscoderNode:
                 log.error("taskId=%d failed: %s", notify.taskId, exc)
                 self.metrics.failed(type(exc).__name__)
                 headers["Content-Type"] = names.TRANSCODING_ERROR_TYPE
-                await http.post(f"https://{link.address}/transcodeResults", headers=headers,
-                                content=str(exc).encode())
+                reason = str(exc).encode()
+                await _with_retries(lambda: http.post(f"https://{link.address}/transcodeResults",
+                                                      headers=headers, content=reason))
                 return
             content_type, body = multipart.encode(
                 ({"Content-Type": mime_type(r.profile), "Content-Length": str(len(r.data)),
                   "Pixels": str(r.pixels)}, r.data) for r in out.renditions)
             headers.update({"Content-Type": content_type, "Pixels": str(out.decoded_pixels)})
-            resp = await http.post(f"https://{link.address}/transcodeResults", headers=headers,
-                                   content=body)
+            resp = await _with_retries(lambda: http.post(
+                f"https://{link.address}/transcodeResults", headers=headers, content=body))
             if resp.status_code != 200:
                 log.error("orchestrator=%s refused results for taskId=%d: %d %s", link.address,
                           notify.taskId, resp.status_code, resp.text.strip())
@@ -230,6 +231,20 @@ class TranscoderNode:
                       notify.taskId, link.address, exc)
         finally:
             link.in_flight.discard(notify.taskId)
+
+
+async def _with_retries(request: Callable[[], Awaitable[httpx.Response]],
+                        attempts: int = 3) -> httpx.Response:
+    """A request again on a fresh connection when the connection itself failed (the
+    orchestrator closed it, say): a segment is not lost to a connection hiccup."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await request()
+        except httpx.TransportError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _ping_call(channel: grpc.aio.Channel, path: str) -> grpc.aio.UnaryUnaryMultiCallable:
