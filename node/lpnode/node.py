@@ -27,7 +27,7 @@ from lpnode.secret import load_orch_secret, read_secret_file
 from lpnode.server.admin import AdminApp
 from lpnode.server.service import ServiceApp
 from lpnode.server.tls import ensure_self_signed
-from lpnode.transcode.gpu import preflight
+from lpnode.transcode.gpu import GpuInfo, preflight
 from lpnode.transcoder.worker import TranscoderNode
 
 log = logging.getLogger("lpnode")
@@ -84,7 +84,8 @@ class Running:
     close: Callable[[], None] | None = None
 
 
-def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None) -> Running:
+def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None,
+                  gpus: list[GpuInfo] | None = None) -> Running:
     metrics = NodeMetrics("orch")
     listen = cfg.http_addr or "0.0.0.0:8935"
     uri = advertised_uri(cfg, listen)
@@ -92,14 +93,19 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
         cert, key = Path(cfg.tls_cert_file), Path(cfg.tls_key_file)
     else:
         cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(uri)[0])
+    metrics.set_certificate(cert)
     read_secret = _secret_reader(cfg) if cfg.orch_secret else None
     secret = SharedSecret(read_secret(), cfg.orch_secret_grace.total_seconds()) if read_secret else None
     orch = Orchestrator(service_uri=uri, metrics=metrics, secret=secret,
                         tokens=AuthTokens(load_or_create_key(Path(cfg.datadir) / "authtoken.key")),
                         price=Price(cfg.price_per_unit, cfg.pixels_per_unit),
-                        session_limit=cfg.max_sessions)
+                        # With -transcoder, -maxSessions is the local transcoder's capacity and
+                        # remote transcoders add theirs; alone it caps the orchestrator's total.
+                        session_limit=None if cfg.transcoder else cfg.max_sessions)
     if cfg.transcoder:
         orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, nvidia=nvidia, gpu=gpu))
+        if gpus:
+            metrics.watch_gpus(gpus)
     started = time.time()
 
     def status() -> dict[str, Any]:
@@ -152,8 +158,11 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
         close=orch.close)
 
 
-def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None) -> Running:
+def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None,
+                gpus: list[GpuInfo] | None = None) -> Running:
     metrics = NodeMetrics("trcr")
+    if gpus:
+        metrics.watch_gpus(gpus)
     capacity = cfg.max_sessions or 1
     node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), capacity,
                           metrics=metrics, nvidia=nvidia, gpu=gpu)
@@ -181,7 +190,7 @@ async def run_node(cfg: NodeConfig) -> None:
     gpus = preflight(cfg.nvidia) if nvidia else []
     gpu = gpus[0].index if gpus else None
     stop, terminate = asyncio.Event(), asyncio.Event()
-    node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, nvidia, gpu)
+    node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, nvidia, gpu, gpus)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

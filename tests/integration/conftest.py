@@ -113,8 +113,9 @@ class Fleet:
                           "-orchSecret", str(secret_file or self.secret_file),
                           "-maxSessions", str(capacity), "-monitor", *extra)
 
-    def test_stream(self, *args: str, timeout: float = 240) -> tuple[int, dict, str]:
-        run = subprocess.run([*LPNODE, "test-stream", "-orchAddr", self.orch_addr, *args],
+    def test_stream(self, *args: str, timeout: float = 240,
+                    orch_addr: str | None = None) -> tuple[int, dict, str]:
+        run = subprocess.run([*LPNODE, "test-stream", "-orchAddr", orch_addr or self.orch_addr, *args],
                              capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
         lines = run.stdout.strip().splitlines()
         summary = json.loads(lines[-1]) if lines else {}
