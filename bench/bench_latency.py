@@ -41,6 +41,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import benchdoc  # bench/: the shared docs/benchmarks.md writer
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -477,19 +479,7 @@ def cpu_model() -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace only this benchmark's section of docs/benchmarks.md; keep every other section."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    old = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    DOC.write_text(new)
+    benchdoc.write_section(SECTION, text, DOC)
 
 
 FINDINGS = """\

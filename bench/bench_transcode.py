@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchdoc  # bench/: the shared docs/benchmarks.md writer
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "node"))
 
@@ -151,18 +153,7 @@ def ffmpeg_version(ffmpeg: str) -> str:
 
 
 def write_section(text: str) -> None:
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    old = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    DOC.write_text(new)
+    benchdoc.write_section(SECTION, text, DOC)
 
 
 def main() -> None:
