@@ -178,6 +178,7 @@ class Orchestrator:
         elapsed = time.monotonic() - started
         self.metrics.segment_transcoded.inc()
         self.metrics.transcode_time.observe(elapsed)
+        self.metrics.segment_done(elapsed, seg.duration / 1000)
         urls = []
         for profile, (data, _) in zip(profiles, result.renditions):
             name = f"{session_id}/{profile.name}/{seg.seq}{extension(profile)}"
@@ -209,7 +210,8 @@ class Orchestrator:
         if len(result.renditions) != len(task.profiles):
             raise TaskFailed(f"transcoder {worker.address} returned {len(result.renditions)} "
                                  f"renditions for {len(task.profiles)} profiles")
-        self.metrics.transcoder_result(worker.address, True, time.monotonic() - started)
+        self.metrics.transcoder_result(worker.address, True, time.monotonic() - started,
+                                       task.segdata.duration / 1000)
         return result
 
     def end_session(self, session_id: str) -> None:
