@@ -1,0 +1,189 @@
+# Not collected yet (no test_ prefix): it needs Prometheus on mon1, which the monitoring deploy
+# (issue 5, part B) brings. Rename to test_dashboard_queries.py when that lands.
+"""Every Grafana panel query returns data from the lab's Prometheus after a test stream.
+
+    .venv/bin/python -m pytest tests/lab/test_dashboard_queries.py -q
+
+Grafana itself is not installed anywhere here (tests/unit/test_dashboards.py checks the JSON and
+parses the queries); this test runs each panel's query, with the dashboard's variables filled
+in the way Grafana would, against the Prometheus the monitoring deploy runs on mon1
+(10.77.0.31:9090), and expects data:
+
+- a test stream (two streams, so both transcoders work) goes through o1 first, and the test
+  waits until Prometheus has scraped its segments;
+- range queries (time series panels) must return at least one series with a finite value over
+  the last 10 minutes; instant queries (stat and table panels) at least one series now;
+- the GPU panels need a transcoder with -nvidia: without one in the lab their queries must
+  still be accepted by Prometheus, and they are reported as skipped.
+
+Needs the monitoring deploy (Prometheus, its rules including the inventory's expected
+transcoders, node exporters) on the lab; without Prometheus on mon1 it fails saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((REPO / "monitoring" / "dashboards").glob("*.json"))
+MONITORING_HOST = "mon1"
+PROMETHEUS_PORT = 9090
+ORCH = "o1"
+WINDOW_S = 600            # how far back range queries look
+STEP_S = 15
+RATE_INTERVAL = "1m"      # Grafana's $__rate_interval for a 15 s scrape interval
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def get(self, path: str, **params) -> dict:
+        query = urllib.parse.urlencode(params, doseq=True)
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=30) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as exc:   # Prometheus answers bad queries with 400 + JSON
+            body = json.load(exc)
+        return body
+
+    def instant(self, expr: str) -> dict:
+        return self.get("/api/v1/query", query=expr)
+
+    def range(self, expr: str, seconds: int = WINDOW_S) -> dict:
+        end = time.time()
+        return self.get("/api/v1/query_range", query=expr, start=end - seconds, end=end, step=STEP_S)
+
+    def value(self, expr: str) -> float | None:
+        result = self.instant(expr).get("data", {}).get("result", [])
+        return float(result[0]["value"][1]) if result else None
+
+    def label_values(self, selector: str, label: str) -> list[str]:
+        series = self.get("/api/v1/series", **{"match[]": selector}).get("data", [])
+        return sorted({s[label] for s in series if label in s})
+
+
+# -- collected at import: one test per panel query ------------------------------------------------
+
+def _panel_targets():
+    out = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
+        for panel in panels:
+            for target in panel.get("targets", []):
+                out.append(pytest.param(path.stem, dashboard, panel, target,
+                                        id=f"{path.stem}/{panel['title']}/{target['refId']}"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def prometheus(lab) -> Prometheus:
+    try:
+        address = lab.host(MONITORING_HOST).address
+    except Exception:
+        address = "10.77.0.31"
+    prom = Prometheus(f"http://{address}:{PROMETHEUS_PORT}")
+    try:
+        urllib.request.urlopen(f"{prom.url}/-/ready", timeout=5).read()
+    except OSError as exc:
+        pytest.fail(f"no Prometheus at {prom.url} ({exc}): the monitoring deploy must run first "
+                    f"(pyinfra -y inventory/lab.py deploys/fleet.py, with the Prometheus role on "
+                    f"{MONITORING_HOST})")
+    return prom
+
+
+@pytest.fixture(scope="module")
+def streamed(prometheus, lab) -> None:
+    """Two streams through o1, then wait until Prometheus has scraped the segments."""
+    segments = f'sum(livepeer_segment_source_appeared_total{{job="lpnode", host="{ORCH}"}})'
+    before = prometheus.value(segments)
+    assert before is not None, f"Prometheus has no lpnode series from {ORCH}: is its 7935 scraped? " \
+                               f"(see {prometheus.url}/targets)"
+    orch_address = lab.host(ORCH).address
+    p = subprocess.run(
+        [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{orch_address}:8935",
+         "-streams", "2", "-segments", "8", "-resolution", "640x360", "-quiet"],
+        capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    deadline = time.monotonic() + 90
+    while (prometheus.value(segments) or 0) < before + 16:
+        assert time.monotonic() < deadline, "Prometheus did not scrape the test stream's segments in 90 s"
+        time.sleep(3)
+    time.sleep(2 * STEP_S)   # one more scrape, so rates over the stream have two points after it
+
+
+@pytest.fixture(scope="module")
+def variable_values(prometheus, streamed) -> dict[str, dict[str, str]]:
+    """Per dashboard, a value for each variable, chosen the way an operator would: All where
+    the variable offers it, else the transcoder that did most of the test stream."""
+    busiest = prometheus.instant(
+        'topk(1, sum by (host) (increase(livepeer_segment_transcoded_total{job="lpnode", role=~".*transcoder.*"}[10m])))'
+    )["data"]["result"]
+    assert busiest, "no transcoder has transcoded segments in the last 10 minutes"
+    host = busiest[0]["metric"]["host"]
+    values = {}
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        chosen: dict[str, str] = {"__rate_interval": RATE_INTERVAL, "__interval": f"{STEP_S}s",
+                                  "__range": f"{WINDOW_S}s"}
+        for var in dashboard["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            selector, label = re.fullmatch(r"label_values\((.+), (\w+)\)", var["definition"]).groups()
+            options = prometheus.label_values(_fill(selector, chosen), label)
+            if var["name"] == "host":
+                assert host in options, f"{path.name}: ${var['name']} offers {options}, not {host}"
+                chosen["host"] = host
+                continue
+            if var.get("includeAll"):
+                chosen[var["name"]] = var.get("allValue", ".*")
+                continue
+            assert options, f"{path.name}: variable ${var['name']} ({var['definition']}) has no values"
+            value = options[0]
+            if var.get("regex"):
+                match = re.search(var["regex"].strip("/"), value)
+                value = match.group(1) if match and match.groups() else value
+            chosen[var["name"]] = value
+        values[path.stem] = chosen
+    return values
+
+
+def _fill(expr: str, chosen: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: chosen[m.group(1) or m.group(2)], expr)
+
+
+@pytest.fixture(scope="module")
+def lab_has_gpu(prometheus, streamed) -> bool:
+    return bool(prometheus.instant('count(lpnode_gpu_info{job="lpnode"})')["data"]["result"])
+
+
+@pytest.mark.parametrize("name, dashboard, panel, target", _panel_targets())
+def test_panel_query_returns_data(prometheus, variable_values, lab_has_gpu, name, dashboard, panel, target):
+    expr = _fill(target["expr"], variable_values[name])
+    instant = target.get("instant", False)
+    answer = prometheus.instant(expr) if instant else prometheus.range(expr)
+    assert answer.get("status") == "success", \
+        f"Prometheus refused the query of {panel['title']!r}:\n{expr}\n{answer.get('error')}"
+    result = answer["data"]["result"]
+    if instant:
+        has_data = bool(result)
+    else:
+        has_data = any(math.isfinite(float(v)) for series in result for _, v in series["values"])
+    if not has_data and "lpnode_gpu_" in expr and not lab_has_gpu:
+        pytest.skip("no transcoder with -nvidia in the lab: the query is valid, there is no GPU data")
+    assert has_data, (f"{panel['title']!r}: no data " + ("now" if instant else f"in the last {WINDOW_S} s")
+                      + f":\n{expr}\n{result}")
