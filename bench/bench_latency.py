@@ -519,20 +519,14 @@ lpnode code itself is unchanged):
   `epoll`, against 58% at 10 streams) but gets ~0.3 cores against ~50 libx264 threads. With
   the transcoders at `nice 15` (`--nice-transcoders 15`) its median stayed at 25 ms (server
   mean 16 ms) even while the transcoders fell behind (313 of 550 segments late).
-- **Segments fail when hypercorn ends an HTTP/2 connection after 1000 requests.**
-  `_hypercorn()` in `node.py` keeps hypercorn's `keep_alive_max_requests = 1000`, so after
-  1000 requests on one connection the orchestrator sends GOAWAY, and httpx (httpcore) fails
-  every request still in flight on it, even those the GOAWAY says will be served. A
-  transcoder makes two requests per segment over one connection (source GET, results POST):
-  at 25 segments/s over 2 transcoders that is every ~40 s each. Its source download then fails
-  (`ConnectionTerminated`) or its results upload is cut off, and `read_body` in
-  `server/service.py` passes the partial body on as if complete ("multipart body is
-  truncated", "no multipart boundary in body"). Whether a run shows failures depends on
-  whether a transcoder connection crosses a multiple of 1000 requests while segments are in
-  flight: one run measuring the 50-stream level three times lost 33 of its last 800 segments
-  this way (12 "no multipart boundary", 7 "truncated", 13 `ConnectionTerminated`, 1 timeout).
-  In isolation: 1500 requests, 10 in flight, over one httpx connection: 9-10 fail;
-  with the orchestrator's limit raised: none."""
+- **Fixed since: segments failed when hypercorn ended an HTTP/2 connection after 1000
+  requests** (its default `keep_alive_max_requests`). A transcoder makes two requests per
+  segment over one connection, so at 25 segments/s the limit came round every ~40 s; the
+  requests caught in the GOAWAY failed, and `read_body` passed a cut-off upload on as whole.
+  One run lost 33 of 800 segments at 50 streams this way. `node.py` now lifts the limit,
+  `read_body` drops a body cut off by a disconnect, and the transcoder retries its source GET
+  and results POST on a fresh connection; the table above, measured after the fix, has no
+  failures. uvloop (the orchestrator's event loop since) is in the table too."""
 
 
 def method_text(args: argparse.Namespace, work: Workload) -> str:

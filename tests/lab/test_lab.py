@@ -94,10 +94,10 @@ def test_hosts_reach_each_other_over_the_bridge(lab):
     names = lab.names
     for h in lab.hosts:
         others = [n for n in names if n != h.name]
-        # By name (the lab's /etc/hosts block), ICMP and TCP to the other host's sshd.
-        script = " && ".join(
-            f"ping -c1 -W2 {o} >/dev/null && timeout 3 bash -c 'exec 3<>/dev/tcp/{o}/22'" for o in others
-        )
+        # By name (the lab's /etc/hosts block) over ICMP: a deployed fleet's firewall admits
+        # SSH only from the admin network (the control machine), so host-to-host TCP is not
+        # something the lab itself can promise once the fleet is deployed.
+        script = " && ".join(f"ping -c1 -W2 {o} >/dev/null" for o in others)
         p = lablib.ssh_run(h.name, script + " && ping -c1 -W2 lab-control >/dev/null")
         assert p.returncode == 0, f"{h.name}: {p.stdout}{p.stderr}"
 

@@ -237,7 +237,8 @@ def test_admin_networks_required():
 def test_admin_network_must_be_an_address():
     hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["mon1"]},
                      {"all": {"admin_networks": ["office"]}})
-    assert messages(hosts) == ["mon1: admin_networks entry 'office' is not an IP address or CIDR"]
+    assert messages(hosts) == ["mon1: admin_networks entry 'office' is not an IP address or network; nftables "
+                               "rules need addresses (e.g. 192.0.2.10 or 192.0.2.0/24)"]
 
 
 def test_monitoring_host_needs_an_ip_address():

@@ -121,9 +121,9 @@ def test_nft_check_catches_a_broken_ruleset(tmp_path):
 SECRET = "c3VwZXItc2VjcmV0LXZhbHVl"
 
 
-def unit(gpu=False):
+def unit(gpu=False, reloadable=False):
     return render("lpnode.service.j2", role="transcoder", service_user="lpnode", venv="/opt/lpnode/venv",
-                  config_path="/etc/lpnode/lpnode.conf", restart_sec=5, gpu=gpu)
+                  config_path="/etc/lpnode/lpnode.conf", restart_sec=5, gpu=gpu, reloadable=reloadable)
 
 
 def unit_settings(text: str) -> dict[str, str]:
@@ -145,6 +145,12 @@ def test_unit_is_hardened():
         assert settings.get(key) == value, key
     assert settings["RestartSec"] == "5"
     assert settings["ExecStart"] == "/opt/lpnode/venv/bin/lpnode -config /etc/lpnode/lpnode.conf"
+
+
+def test_only_an_orchestrator_unit_reloads():
+    # lpnode handles SIGHUP only as an orchestrator; a transcoder would die of it.
+    assert unit_settings(unit(reloadable=True))["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert "ExecReload" not in unit_settings(unit(reloadable=False))
 
 
 def test_gpu_unit_keeps_devices():

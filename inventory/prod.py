@@ -1,0 +1,41 @@
+"""An example production fleet: copy this file, replace the hosts, keep the shape.
+
+    pyinfra inventory/prod.py deploys/fleet.py --dry   # what would change
+    pyinfra inventory/prod.py deploys/fleet.py         # do it
+
+Groups are roles (docs/operators-guide.md); a host may be in several. Data set here wins over
+inventory/group_data/<group>.py, which wins over inventory/group_data/all.py. Secrets are never
+written here: group_data/all.py names the environment variables (or files) they are read from
+on the machine you deploy from.
+"""
+
+# Take work from gateways on 8935 and hand it to the transcoders that register with them.
+orchestrators = [
+    ("orch-fra-1", {"ssh_hostname": "203.0.113.10", "lpnode_max_sessions": 40}),
+    ("orch-ams-1", {"ssh_hostname": "203.0.113.20"}),
+]
+
+# Each transcoder registers with exactly one orchestrator, named by `orchestrator`.
+# `address` is what other hosts use to reach a host when that differs from ssh_hostname.
+transcoders = [
+    ("gpu-fra-1", {"ssh_hostname": "203.0.113.11", "orchestrator": "orch-fra-1"}),
+    ("gpu-fra-2", {"ssh_hostname": "203.0.113.12", "orchestrator": "orch-fra-1", "lpnode_max_sessions": 16}),
+    ("gpu-ams-1", {"ssh_hostname": "203.0.113.21", "orchestrator": "orch-ams-1"}),
+]
+
+# Hosts with NVIDIA GPUs get the pinned driver (group_data/gpu.py) and `-nvidia all`.
+gpu = ["gpu-fra-1", "gpu-fra-2", "gpu-ams-1"]
+
+# Prometheus and friends (later); the only source the other hosts admit on 7935 and 9100.
+monitoring = [
+    ("mon-1", {"ssh_hostname": "203.0.113.30"}),
+]
+
+# Exactly one host calls reward() each round; the cold keystore lives there and nowhere else.
+reward = [
+    ("reward-1", {
+        "ssh_hostname": "203.0.113.40",
+        "keystore_path": "~/.lpfleet/keystore/reward.json",
+        "keystore_password_env": "LPFLEET_KEYSTORE_PASSWORD",
+    }),
+]

@@ -1,0 +1,237 @@
+"""lpnode as a hardened systemd service: orchestrator or transcoder."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Literal
+
+from pyinfra import host
+from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import FileContents
+from pyinfra.facts.server import Arch, LinuxDistribution
+from pyinfra.operations import files, pip, systemd
+
+from roles import wheelhouse
+from roles._facts import PythonVersion
+from roles._ops import jinja_options, sync_directory, template_path, validated_template
+from roles.secrets import ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_SECRET_PATH
+
+SERVICE = "lpnode"
+VENV = "/opt/lpnode/venv"
+WHEELHOUSE = "/opt/lpnode/wheelhouse"
+CONFIG_PATH = f"{CONFIG_DIR}/lpnode.conf"
+UNIT_PATH = f"/etc/systemd/system/{SERVICE}.service"
+DATADIR = "/var/lib/lpnode"
+SERVICE_PORT = 8935
+CLI_PORT = 7935
+
+# The python3 each supported release ships, for a first deploy where python3 is not there yet.
+_DISTRO_PYTHON = {("debian", 12): "3.11", ("debian", 13): "3.13", ("ubuntu", 24): "3.12"}
+MIN_PYTHON = (3, 11)
+# "orchestrator+transcoder" is a solo node transcoding locally in the same process.
+ROLES = ("orchestrator", "transcoder", "orchestrator+transcoder")
+
+
+def target_python(python: str | None = None) -> str:
+    """The ``major.minor`` of the host's python3, which the wheelhouse is built for."""
+    version = python or host.get_fact(PythonVersion)
+    if not version:
+        distro = host.get_fact(LinuxDistribution)
+        key = (str(distro["release_meta"].get("ID", "")).lower(), distro["major"])
+        version = _DISTRO_PYTHON.get(key)
+    if not version:
+        raise DeployError(f"{host.name}: cannot tell which python3 this host has; set lpnode_python (e.g. '3.11') in its data")
+    if tuple(int(p) for p in version.split(".")[:2]) < MIN_PYTHON:
+        raise DeployError(
+            f"{host.name}: python3 is {version}, lpnode needs {'.'.join(map(str, MIN_PYTHON))} or newer "
+            "(Debian 12, Ubuntu 24.04)"
+        )
+    return version
+
+
+def config_flags(
+    role: str,
+    address: str,
+    orch_addr: str | None = None,
+    max_sessions: int | str = 10,
+    price_per_unit: int = 0,
+    pixels_per_unit: int = 1,
+    service_port: int = SERVICE_PORT,
+    cli_port: int = CLI_PORT,
+    gpus: str = "",
+    verbosity: int = 3,
+    orch_secret_path: str = ORCH_SECRET_PATH,
+    admin_token_path: str | None = ADMIN_TOKEN_PATH,
+    extra_flags: dict[str, str | int | bool] | None = None,
+    host_name: str = "lpnode",
+) -> list[tuple[str, str | int | bool]]:
+    """The (flag, value) lines of lpnode's config file; ``True`` is a bare boolean flag."""
+    if role not in ROLES:
+        raise DeployError(f"{host_name}: unknown lpnode role {role!r}; one of {', '.join(ROLES)}")
+    flags: list[tuple[str, str | int | bool]] = []
+    if "orchestrator" in role:
+        flags += [
+            ("orchestrator", True),
+            ("serviceAddr", f"{address}:{service_port}"),
+            ("httpAddr", f"0.0.0.0:{service_port}"),
+            ("pricePerUnit", price_per_unit),
+            ("pixelsPerUnit", pixels_per_unit),
+        ]
+    if "transcoder" in role:
+        flags.append(("transcoder", True))
+        if role == "transcoder":
+            if not orch_addr:
+                raise DeployError(f"{host_name}: a transcoder needs its orchestrator's address (data: orchestrator)")
+            flags.append(("orchAddr", orch_addr))
+        if gpus:
+            flags.append(("nvidia", gpus))
+    flags += [
+        ("network", "offchain"),
+        ("orchSecret", orch_secret_path),
+        ("maxSessions", max_sessions),
+        # Reachable from the monitoring hosts only: the firewall admits nobody else on it.
+        ("cliAddr", f"0.0.0.0:{cli_port}"),
+        ("monitor", True),
+        ("datadir", DATADIR),
+        ("v", verbosity),
+    ]
+    if admin_token_path:
+        flags.append(("adminTokenFile", admin_token_path))
+    for name, value in (extra_flags or {}).items():
+        flags.append((name.lstrip("-"), value))
+    for name, value in flags:
+        text = str(value)
+        # The config format has no quoting: a value is the rest of the line up to " #".
+        if "\n" in text or " #" in text or not name.isidentifier():
+            raise DeployError(f"{host_name}: lpnode flag {name} = {text!r} cannot be written to a config file")
+    return flags
+
+
+@operation()
+def wheelhouse_install(venv: str, wheelhouse_dir: str, lpnode_wheel: str, build_id: str):
+    """Install the synced wheelhouse into ``venv`` unless this build is what it already has.
+
+    The build id is recorded in the venv after a successful install, so an install that failed
+    half-way is retried by the next run.
+    """
+    marker = f"{venv}/.lpfleet-build"
+    if host.get_fact(FileContents, path=marker) == [build_id]:
+        return
+    pip_install = f"{venv}/bin/pip install --no-index --disable-pip-version-check --quiet --find-links {shlex.quote(wheelhouse_dir)}"
+    yield StringCommand(f"{pip_install} --requirement {shlex.quote(wheelhouse_dir + '/requirements.txt')}")
+    # lpnode's version does not change with every build, so pip would consider it satisfied.
+    yield StringCommand(f"{pip_install} --no-deps --force-reinstall {shlex.quote(wheelhouse_dir + '/' + lpnode_wheel)}")
+    yield StringCommand(f"echo {shlex.quote(build_id)} > {shlex.quote(marker)}")
+
+
+@deploy("lpnode")
+def node(
+    role: Literal["orchestrator", "transcoder", "orchestrator+transcoder"],
+    address: str,
+    orch_addr: str | None = None,
+    max_sessions: int | str = 10,
+    price_per_unit: int = 0,
+    pixels_per_unit: int = 1,
+    service_port: int = SERVICE_PORT,
+    cli_port: int = CLI_PORT,
+    gpus: str = "",
+    verbosity: int = 3,
+    extra_flags: dict[str, str | int | bool] | None = None,
+    admin_token: bool = True,
+    python: str | None = None,
+    service_user: str = "lpnode",
+    restart_sec: int = 5,
+    reload: bool = False,
+    restart: bool = False,
+) -> None:
+    """Install lpnode from a wheelhouse and run it under systemd.
+
+    + role: ``orchestrator``, ``transcoder`` or ``orchestrator+transcoder`` (transcodes locally)
+    + address: this host's address: an orchestrator advertises ``address:service_port``
+    + orch_addr: transcoder: its orchestrator's ``host:port``
+    + max_sessions: ``-maxSessions`` (orchestrator: sessions at once; transcoder: its capacity)
+    + price_per_unit, pixels_per_unit: orchestrator pricing, wei per pixels
+    + service_port: 8935, where gateways and transcoders connect
+    + cli_port: the admin/status/metrics listener (7935), firewalled to the monitoring hosts
+    + gpus: ``-nvidia`` (``all`` or ``0,1``); empty transcodes on the CPU
+    + verbosity: ``-v``
+    + extra_flags: more lpnode flags, ``{"orchSecretGrace": "5m"}``
+    + admin_token: pass ``-adminTokenFile`` (the secrets role writes the file)
+    + python: the host's python3 ``major.minor`` if it cannot be detected
+    + service_user: the user lpnode runs as
+    + restart_sec: systemd ``RestartSec``
+    + reload: the secret changed: an orchestrator is sent SIGHUP (it re-reads the file and keeps
+      the old secret for -orchSecretGrace), a transcoder is restarted
+    + restart: restart even if nothing here changed, e.g. after a GPU driver was patched
+    """
+    built = wheelhouse.build(target_python(python), host.get_fact(Arch))
+    # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
+    reloadable = "orchestrator" in role
+
+    # Only root writes the code; the service user just runs it.
+    sync = sync_directory(
+        name="Sync the lpnode wheelhouse",
+        src=str(built.path),
+        dest=WHEELHOUSE,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    pip.venv(name=f"Virtualenv {VENV}", path=VENV, python="python3")
+    install = wheelhouse_install(
+        name=f"Install lpnode build {built.build_id} from the wheelhouse (no package index)",
+        venv=VENV,
+        wheelhouse_dir=WHEELHOUSE,
+        lpnode_wheel=built.lpnode_wheel,
+        build_id=built.build_id,
+    )
+
+    config = validated_template(
+        name=f"lpnode config {CONFIG_PATH} (checked by lpnode itself)",
+        src="lpnode.conf.j2",
+        dest=CONFIG_PATH,
+        # lpnode parses the whole file before it acts on -version, so a typo'd flag or a bad
+        # value fails here instead of in a crash-looping service.
+        validate=f"{VENV}/bin/lpnode -config {{path}} -version",
+        user="root",
+        group=service_user,
+        mode="640",
+        role=role,
+        host_name=host.name,
+        flags=config_flags(
+            role=role, address=address, orch_addr=orch_addr, max_sessions=max_sessions,
+            price_per_unit=price_per_unit, pixels_per_unit=pixels_per_unit,
+            service_port=service_port, cli_port=cli_port, gpus=gpus, verbosity=verbosity,
+            admin_token_path=ADMIN_TOKEN_PATH if admin_token else None, extra_flags=extra_flags,
+            host_name=host.name,
+        ),
+    )
+    unit = files.template(
+        name=f"systemd unit {UNIT_PATH}",
+        src=template_path("lpnode.service.j2"),
+        dest=UNIT_PATH,
+        mode="644",
+        jinja_env_kwargs=jinja_options(),
+        role=role,
+        service_user=service_user,
+        venv=VENV,
+        config_path=CONFIG_PATH,
+        restart_sec=restart_sec,
+        gpu=bool(gpus),
+        reloadable=reloadable,
+    )
+    must_restart = (
+        restart
+        or (reload and not reloadable)
+        or any(op.will_change for op in (sync, install, config, unit))
+    )
+    systemd.service(
+        name="lpnode running and enabled at boot",
+        service=SERVICE,
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        restarted=must_restart,
+        reloaded=reload and not must_restart,
+    )

@@ -1,0 +1,164 @@
+"""Secrets from the operator's machine onto the hosts that need them, and nowhere else.
+
+A secret's value is read on the control machine from a file or an environment variable the
+inventory names (never from the inventory itself), and is written on the host as a file owned
+by the service user, mode 0400, inside a directory other users cannot enter. It never appears in
+a command line, an operation's arguments, pyinfra's diff output or a log.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy, operation
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import File, Sha1File
+from pyinfra.operations import files
+
+from roles._ops import put_commands
+
+CONFIG_DIR = "/etc/lpnode"
+ORCH_SECRET_PATH = f"{CONFIG_DIR}/orchSecret"
+ADMIN_TOKEN_PATH = f"{CONFIG_DIR}/adminToken"
+KEYSTORE_DIR = f"{CONFIG_DIR}/keystore"
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a secret comes from on the control machine: a file, or an environment variable."""
+
+    what: str  # "orchSecret", "admin token", ... for messages
+    file: str | None = None
+    env: str | None = None
+
+    def describe(self) -> str:
+        if self.file:
+            return f"file {self.file}"
+        if self.env:
+            return f"environment variable {self.env}"
+        return "nowhere (neither a file nor an environment variable is set)"
+
+    def read(self, environ=os.environ) -> bytes:
+        """The secret's bytes; raises DeployError naming the fix, never the value."""
+        if self.file:
+            path = Path(self.file).expanduser()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise DeployError(f"{self.what}: cannot read {path}: {exc.strerror}") from None
+        elif self.env:
+            value = environ.get(self.env, "")
+            if not value:
+                raise DeployError(f"{self.what}: environment variable {self.env} is not set on this machine")
+            data = value.encode()
+        else:
+            raise DeployError(f"{self.what}: the inventory names no file and no environment variable")
+        if not data.strip():
+            raise DeployError(f"{self.what}: {self.describe()} is empty")
+        return data
+
+
+def source_from_data(data: dict, key: str, what: str) -> SecretSource | None:
+    """The source named by inventory data ``<key>_file`` / ``<key>_env`` (a file wins)."""
+    file, env = data.get(f"{key}_file"), data.get(f"{key}_env")
+    if not file and not env:
+        return None
+    return SecretSource(what=what, file=file or None, env=None if file else env)
+
+
+def normalise_token(data: bytes) -> bytes:
+    # lpnode strips surrounding whitespace when it reads the file; writing the stripped value
+    # with one newline keeps the remote file stable whatever the source's trailing newlines.
+    return data.strip() + b"\n"
+
+
+@operation()
+def secret_file(source: SecretSource, dest: str, user: str, group: str, mode: str = "400", text: bool = True):
+    """Upload a secret to ``dest`` only if its content differs, then fix owner and mode.
+
+    Unlike files.put this never prints the content (pyinfra's --diff shows files.put's), and
+    the operation's arguments shown in pyinfra's output are only the source's description.
+    """
+    data = source.read()
+    if text:
+        data = normalise_token(data)
+    remote = host.get_fact(File, path=dest)
+    have = (host.get_fact(Sha1File, path=dest), remote["mode"], remote["user"], remote["group"]) if remote else None
+    yield from put_commands(BytesIO(data), dest, have, user, group, mode)
+
+
+@dataclass
+class SecretsResult:
+    """What the secrets role changes, for the node role to reload on."""
+
+    will_change: bool
+
+
+@deploy("secrets")
+def secrets(
+    orch_secret: SecretSource | None = None,
+    admin_token: SecretSource | None = None,
+    keystore: SecretSource | None = None,
+    keystore_password: SecretSource | None = None,
+    keystore_allowed: bool = False,
+    service_user: str = "lpnode",
+) -> SecretsResult:
+    """Put this host's secrets in /etc/lpnode.
+
+    + orch_secret: the orchestrator/transcoder shared secret -> /etc/lpnode/orchSecret
+    + admin_token: the token for lpnode's admin API -> /etc/lpnode/adminToken
+    + keystore, keystore_password: an Ethereum keystore and its password -> /etc/lpnode/keystore/
+    + keystore_allowed: true only on reward and redeemer hosts; a keystore anywhere else is refused
+      (inventory validation stops it earlier; this is the last line)
+    + service_user: owner of the files (and group of /etc/lpnode)
+    """
+    if keystore and not keystore_allowed:
+        raise DeployError(
+            f"{host.name}: a keystore may only go to the reward or redeemer hosts; "
+            "remove keystore_path from this host's data"
+        )
+
+    # Other users cannot even look inside, so no secret file is ever readable by them, not
+    # even for the moment between an upload and its chmod.
+    files.directory(
+        name="/etc/lpnode (root:lpnode 0750)",
+        path=CONFIG_DIR,
+        user="root",
+        group=service_user,
+        mode="750",
+    )
+    ops = []
+    if orch_secret:
+        ops.append(secret_file(
+            name=f"orchSecret -> {ORCH_SECRET_PATH} (from {orch_secret.describe()})",
+            source=orch_secret, dest=ORCH_SECRET_PATH, user=service_user, group=service_user,
+        ))
+    if admin_token:
+        ops.append(secret_file(
+            name=f"admin token -> {ADMIN_TOKEN_PATH} (from {admin_token.describe()})",
+            source=admin_token, dest=ADMIN_TOKEN_PATH, user=service_user, group=service_user,
+        ))
+    if keystore:
+        files.directory(
+            name=f"{KEYSTORE_DIR} ({service_user} 0700)",
+            path=KEYSTORE_DIR,
+            user=service_user,
+            group=service_user,
+            mode="700",
+        )
+        ops.append(secret_file(
+            name=f"keystore -> {KEYSTORE_DIR}/keystore.json (from {keystore.describe()})",
+            source=keystore, dest=f"{KEYSTORE_DIR}/keystore.json", user=service_user,
+            group=service_user, text=False,
+        ))
+        if keystore_password:
+            ops.append(secret_file(
+                name=f"keystore password -> {KEYSTORE_DIR}/password (from {keystore_password.describe()})",
+                source=keystore_password, dest=f"{KEYSTORE_DIR}/password", user=service_user,
+                group=service_user,
+            ))
+    return SecretsResult(will_change=any(op.will_change for op in ops))

@@ -1,0 +1,314 @@
+"""The fleet deploy on the lab, checked the way an operator would check a new fleet.
+
+    .venv/bin/python -m pytest tests/lab/test_fleet.py -q
+
+The session runs the real deploy (`pyinfra -y inventory/lab.py deploys/fleet.py`) twice; the
+tests then look at the hosts over SSH with testinfra, probe the firewall from other lab hosts
+and from this machine (10.77.0.1 on the lab bridge), and push a test stream through the fleet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import testinfra
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+PYINFRA = [sys.executable, "-m", "pyinfra"]
+NODES = ("o1", "t1", "t2")
+ORCH = "o1"
+TRANSCODERS = ("t1", "t2")
+MONITOR = "mon1"
+
+
+@dataclass
+class DeployRun:
+    returncode: int
+    output: str
+    seconds: float
+
+    def totals(self) -> dict[str, int]:
+        """The 'Grand total' row of pyinfra's results table: hosts, success, error, no change."""
+        match = re.search(r"Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", self.output)
+        assert match, f"no results table in the deploy output:\n{self.output[-3000:]}"
+        values = [0 if v == "-" else int(v) for v in match.groups()]
+        return dict(zip(("operations", "changed", "errors", "unchanged"), values))
+
+
+def deploy(*args: str, timeout: float = 900) -> DeployRun:
+    started = time.monotonic()
+    p = subprocess.run(
+        [*PYINFRA, "-y", "inventory/lab.py", "deploys/fleet.py", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    return DeployRun(p.returncode, p.stdout + p.stderr, time.monotonic() - started)
+
+
+@pytest.fixture(scope="session")
+def deployed(lab):
+    """The first deploy and the no-change re-run, on the running lab."""
+    first = deploy()
+    assert first.returncode == 0, first.output[-6000:]
+    second = deploy()
+    return first, second
+
+
+@pytest.fixture(scope="session")
+def hosts(lab, deployed):
+    return {h.name: testinfra.get_host(f"ssh://root@{h.address}", ssh_config=lab.ssh_config) for h in lab.hosts}
+
+
+@pytest.fixture(scope="session")
+def addresses(lab):
+    return {h.name: h.address for h in lab.hosts}
+
+
+def can_connect(host, address: str, port: int) -> bool:
+    """Whether ``host`` (a testinfra host) completes a TCP handshake with address:port."""
+    probe = (
+        "import socket,sys\n"
+        "try:\n"
+        f"    socket.create_connection(({address!r}, {port}), timeout=3).close()\n"
+        "except OSError:\n"
+        "    sys.exit(1)\n"
+    )
+    result = host.run(f"python3 -c {shlex.quote(probe)}")
+    assert result.rc in (0, 1), result.stderr  # anything else is a broken probe, not an answer
+    return result.rc == 0
+
+
+def can_connect_from_here(address: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((address, port), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- the deploy itself
+
+
+def test_first_deploy_succeeds(deployed):
+    first, _ = deployed
+    totals = first.totals()
+    assert totals["errors"] == 0
+
+
+def test_second_deploy_reports_no_changes(deployed):
+    _, second = deployed
+    assert second.returncode == 0, second.output[-6000:]
+    totals = second.totals()
+    assert totals["changed"] == 0 and totals["errors"] == 0, second.output[-6000:]
+    assert totals["unchanged"] == totals["operations"]
+
+
+def test_dry_run_shows_nothing_to_do(deployed):
+    p = subprocess.run([*PYINFRA, "inventory/lab.py", "deploys/fleet.py", "--dry"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    output = p.stdout + p.stderr  # pyinfra logs its tables to stderr
+    assert p.returncode == 0, output
+    table = output.split("Detected changes:", 1)[1].split("Detected changes may not include", 1)[0]
+    assert "lpnode running and enabled at boot" in table
+    # A change is shown as "<hosts> (<names>)"; nothing to do is "-" in every column.
+    assert not re.search(r"\b\d+ \(", table), table
+
+
+# --------------------------------------------------------------------------- services and base
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_lpnode_active_and_enabled(hosts, name):
+    service = hosts[name].service("lpnode")
+    assert service.is_running
+    assert service.is_enabled
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_lpnode_runs_hardened_as_lpnode(hosts, name):
+    props = dict(
+        line.split("=", 1) for line in hosts[name].check_output(
+            "systemctl show lpnode -p User -p NoNewPrivileges -p ProtectSystem -p ProtectHome "
+            "-p PrivateTmp -p PrivateDevices -p StateDirectory -p Restart"
+        ).splitlines()
+    )
+    assert props == {"User": "lpnode", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                     "PrivateTmp": "yes", "PrivateDevices": "yes", "StateDirectory": "lpnode", "Restart": "on-failure"}
+    pid = hosts[name].check_output("systemctl show lpnode -p MainPID --value")
+    assert hosts[name].check_output(f"ps -o user= -p {pid}") == "lpnode"
+
+
+def test_base_on_every_host(hosts):
+    for host in hosts.values():
+        user = host.user("lpnode")
+        assert user.exists and user.shell == "/usr/sbin/nologin" and user.uid < 1000
+        for package in ("python3", "python3-venv", "ca-certificates", "nftables", "systemd-timesyncd"):
+            assert host.package(package).is_installed, (host, package)
+        assert host.service("systemd-timesyncd").is_enabled
+        assert host.service("nftables").is_enabled
+        dropin = host.file("/etc/systemd/journald.conf.d/50-lpfleet.conf")
+        assert dropin.contains("^SystemMaxUse=")
+        assert host.check_output("systemctl show systemd-journald -p ActiveState --value") == "active"
+
+
+def test_ports_listening(hosts):
+    assert hosts[ORCH].socket("tcp://0.0.0.0:8935").is_listening
+    assert hosts[ORCH].socket("tcp://0.0.0.0:7935").is_listening
+    for name in TRANSCODERS:
+        assert hosts[name].socket("tcp://0.0.0.0:7935").is_listening
+        assert not hosts[name].socket("tcp://0.0.0.0:8935").is_listening
+
+
+# --------------------------------------------------------------------------- firewall
+
+
+def test_8935_open_to_other_hosts_and_this_machine(hosts, addresses):
+    for name in ("t1", MONITOR):
+        assert can_connect(hosts[name], addresses[ORCH], 8935), name
+    assert can_connect_from_here(addresses[ORCH], 8935)
+
+
+def test_7935_only_from_the_monitoring_host(hosts, addresses):
+    for target in NODES:
+        assert can_connect(hosts[MONITOR], addresses[target], 7935), target
+    for source in ("t1", "t2"):
+        assert not can_connect(hosts[source], addresses[ORCH], 7935), source
+    assert not can_connect(hosts[ORCH], addresses["t1"], 7935)
+    assert not can_connect_from_here(addresses[ORCH], 7935)
+
+
+def test_ssh_only_from_admin_networks(hosts, addresses):
+    # The lab's admin network is this machine alone (10.77.0.1/32).
+    assert can_connect_from_here(addresses[ORCH], 22)
+    assert not can_connect(hosts["t1"], addresses[ORCH], 22)
+    assert not can_connect(hosts[MONITOR], addresses["t2"], 22)
+
+
+def test_ruleset_loaded_is_the_deployed_one(hosts):
+    for name, host in hosts.items():
+        live = host.check_output("nft list table inet lpfleet")
+        assert "policy drop" in live, name
+        assert host.file("/etc/nftables.conf").contains("table inet lpfleet")
+        assert not host.file("/etc/.nftables.conf.lpfleet-new").exists
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def local_secret(path: str) -> bytes:
+    return Path(path).read_bytes().strip()
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_secret_files_are_0400_lpnode(hosts, lab, name):
+    host = hosts[name]
+    directory = host.file("/etc/lpnode")
+    assert (directory.user, directory.group, directory.mode) == ("root", "lpnode", 0o750)
+    for remote, local in (("/etc/lpnode/orchSecret", lab.orch_secret_file),
+                          ("/etc/lpnode/adminToken", lab.admin_token_file)):
+        f = host.file(remote)
+        assert (f.user, f.group, f.mode) == ("lpnode", "lpnode", 0o400), remote
+        # Same content as the operator's file, compared by hash so it is never printed.
+        assert f.sha256sum == hashlib.sha256(local_secret(local) + b"\n").hexdigest(), remote
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_secret_not_in_ps_or_journal(hosts, lab, name):
+    secret = local_secret(lab.orch_secret_file).decode()
+    token = local_secret(lab.admin_token_file).decode()
+    host = hosts[name]
+    processes = host.check_output("ps -eo args")
+    journal = host.check_output("journalctl --no-pager -o cat")
+    config = host.check_output("cat /etc/lpnode/lpnode.conf /etc/systemd/system/lpnode.service")
+    for text in (processes, journal, config):
+        assert secret not in text and token not in text
+    assert "-config /etc/lpnode/lpnode.conf" in processes
+    assert "orchSecret /etc/lpnode/orchSecret" in config
+
+
+@pytest.mark.parametrize("name", TRANSCODERS)
+def test_no_keystore_on_transcoders(hosts, name):
+    host = hosts[name]
+    assert not host.file("/etc/lpnode/keystore").exists
+    found = host.run("grep -rlsi --include='*.json' '\"crypto\"' /etc /root /var/lib/lpnode /opt/lpnode/wheelhouse")
+    assert found.stdout.strip() == ""
+
+
+# --------------------------------------------------------------------------- the fleet works
+
+
+def test_transcoders_registered_at_the_orchestrator(hosts, addresses):
+    status = json.loads(hosts[MONITOR].check_output(f"curl -sf -m 5 http://{addresses[ORCH]}:7935/status"))
+    assert status["role"] == "orchestrator"
+    registered = sorted(t["address"].rsplit(":", 1)[0] for t in status["transcoders"])
+    assert registered == sorted(addresses[name] for name in TRANSCODERS)
+    assert status["capacity"] == 16  # two transcoders of 8 (group_data/transcoders.py)
+
+
+def test_metrics_scrapeable_from_monitoring(hosts, addresses):
+    metrics = hosts[MONITOR].check_output(f"curl -sf -m 5 http://{addresses[ORCH]}:7935/metrics")
+    assert "livepeer_transcoders_number" in metrics
+
+
+def test_stream_through_the_fleet(addresses):
+    p = subprocess.run(
+        [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{addresses[ORCH]}:8935",
+         "-segments", "5", "-resolution", "640x360", "-quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    assert summary["succeeded"] == 5 and summary["failed"] == 0
+
+
+# --------------------------------------------------------------------------- later runs
+
+
+def test_deploy_refuses_a_firewall_that_would_lock_out_ssh(hosts):
+    before = hosts[ORCH].file("/etc/nftables.conf").sha256sum
+    run = deploy("--limit", ORCH, "--data", "admin_networks=192.0.2.0/24")
+    assert run.returncode != 0
+    assert "would refuse SSH (port 22) from 10.77.0.1" in run.output
+    assert "add 10.77.0.1 (or its network) to admin_networks" in run.output
+    assert hosts[ORCH].file("/etc/nftables.conf").sha256sum == before
+
+
+def test_config_lpnode_rejects_never_goes_live(hosts):
+    host = hosts["t1"]
+    before = host.file("/etc/lpnode/lpnode.conf").sha256sum
+    pid_before = host.check_output("systemctl show lpnode -p MainPID --value")
+    run = deploy("--limit", "t1", "--data", "lpnode_verbosity=loud")
+    assert run.returncode != 0
+    assert "lpfleet: /etc/lpnode/lpnode.conf not updated: the new version failed" in run.output
+    assert "-v" in run.output and "loud" in run.output  # lpnode's own message names the bad value
+    assert host.file("/etc/lpnode/lpnode.conf").sha256sum == before
+    assert not host.file("/etc/lpnode/.lpnode.conf.lpfleet-new").exists
+    assert host.check_output("systemctl show lpnode -p MainPID --value") == pid_before
+    assert deploy("--limit", "t1").totals()["changed"] == 0
+
+
+def test_new_lpnode_build_is_installed_and_restarts_the_service(hosts):
+    """What a changed node/ does on the next deploy: the recorded build differs, so the wheelhouse
+    is installed again and lpnode restarts; the run after that is quiet again."""
+    host = hosts["t2"]
+    pid_before = host.check_output("systemctl show lpnode -p MainPID --value")
+    host.check_output("echo some-older-build > /opt/lpnode/venv/.lpfleet-build")
+    run = deploy("--limit", "t2")
+    assert run.returncode == 0, run.output[-4000:]
+    assert re.search(r"Install lpnode build \S+ from the wheelhouse.*\n\s+\[t2\]\s+Success", run.output)
+    assert host.service("lpnode").is_running
+    assert host.check_output("systemctl show lpnode -p MainPID --value") != pid_before
+    again = deploy("--limit", "t2")
+    assert again.totals()["changed"] == 0, again.output[-4000:]

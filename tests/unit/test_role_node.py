@@ -1,0 +1,177 @@
+"""The lpnode role on injected facts: install from the wheelhouse, config checked by lpnode,
+and restarts only when something lpnode runs changed."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from pyinfra.api.exceptions import DeployError
+from pyinfra.api.util import get_file_sha1
+from pyinfra.facts.files import Directory, File, FileContents, Sha1File
+from pyinfra.facts.server import Arch, LinuxDistribution
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+from roles import node as node_module
+from roles import wheelhouse
+from roles._facts import DirectoryFiles, PythonVersion
+from roles._ops import render
+from roles.node import config_flags, node
+from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare
+
+BUILD = "0123456789abcdef0123"
+
+
+@pytest.fixture
+def built(tmp_path, monkeypatch):
+    """A stand-in wheelhouse, so the tests need no pip download."""
+    (tmp_path / "lpnode-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (tmp_path / "av-18.1.0-cp311-abi3-manylinux_2_28_x86_64.whl").write_bytes(b"av")
+    (tmp_path / "requirements.txt").write_text("av==18.1.0\n")
+    asked = []
+
+    def build(python_version, arch):
+        asked.append((python_version, arch))
+        return wheelhouse.Wheelhouse(tmp_path, BUILD, "lpnode-0.1.0-py3-none-any.whl")
+
+    monkeypatch.setattr(node_module.wheelhouse, "build", build)
+    return tmp_path, asked
+
+
+def base_facts(more=None):
+    return {PythonVersion: "3.11", Arch: "x86_64", LinuxDistribution: DEBIAN_12, **(more or {})}
+
+
+def run(facts=None, **kwargs):
+    kwargs.setdefault("role", "transcoder")
+    kwargs.setdefault("address", "10.77.0.21")
+    kwargs.setdefault("orch_addr", "10.77.0.11:8935")
+    ops, _ = prepare(node, facts=facts or base_facts(), host_name="t1", **kwargs)
+    return ops
+
+
+def installed_facts(wheel_dir: Path, **kwargs) -> dict:
+    """A host where the previous run installed exactly this build and config."""
+    role = kwargs.get("role", "transcoder")
+    config = render("lpnode.conf.j2", role=role, host_name="t1",
+                    flags=config_flags(role, kwargs.get("address", "10.77.0.21"), orch_addr="10.77.0.11:8935"))
+    unit = render("lpnode.service.j2", role=role, service_user="lpnode", venv="/opt/lpnode/venv",
+                  config_path="/etc/lpnode/lpnode.conf", restart_sec=5, gpu=False,
+                  reloadable="orchestrator" in role)
+    sums = {
+        "/etc/lpnode/lpnode.conf": get_file_sha1(StringIO(config)),
+        "/etc/systemd/system/lpnode.service": get_file_sha1(StringIO(unit)),
+    }
+    wheelhouse_files = {p.name: (get_file_sha1(str(p)), 644, "root", "root") for p in wheel_dir.iterdir()}
+    return base_facts({
+        File: lambda path: {"user": "root", "group": "lpnode" if path.endswith(".conf") else "root",
+                            "mode": 640 if path.endswith(".conf") else 644},
+        Directory: {"user": "root", "group": "root", "mode": 755},
+        Sha1File: lambda path: sums.get(path),
+        DirectoryFiles: lambda path: wheelhouse_files if path == "/opt/lpnode/wheelhouse" else {},
+        FileContents: lambda path: [BUILD] if path == "/opt/lpnode/venv/.lpfleet-build" else None,
+        SystemdStatus: {"lpnode.service": True},
+        SystemdEnabled: {"lpnode.service": True},
+    })
+
+
+def test_first_deploy_installs_from_the_wheelhouse_without_an_index(built):
+    ops = run()
+    assert ops.has("Sync the lpnode wheelhouse")
+    assert ops.named("Virtualenv /opt/lpnode/venv").commands == ["python3 -m venv /opt/lpnode/venv"]
+    install = ops.named(f"Install lpnode build {BUILD}").commands
+    assert install == [
+        "/opt/lpnode/venv/bin/pip install --no-index --disable-pip-version-check --quiet --find-links "
+        "/opt/lpnode/wheelhouse --requirement /opt/lpnode/wheelhouse/requirements.txt",
+        "/opt/lpnode/venv/bin/pip install --no-index --disable-pip-version-check --quiet --find-links "
+        "/opt/lpnode/wheelhouse --no-deps --force-reinstall /opt/lpnode/wheelhouse/lpnode-0.1.0-py3-none-any.whl",
+        f"echo {BUILD} > /opt/lpnode/venv/.lpfleet-build",
+    ]
+    assert all("--no-index" in c for c in install if "pip install" in c)
+
+
+def test_wheelhouse_sync_uploads_only_what_differs_and_removes_the_rest(built):
+    wheel_dir, _ = built
+    facts = installed_facts(wheel_dir)
+    stale = {p.name: (get_file_sha1(str(p)), 644, "root", "root") for p in wheel_dir.iterdir()}
+    stale["lpnode-0.1.0-py3-none-any.whl"] = ("0" * 40, 644, "root", "root")
+    stale["av-17.0.0-cp311-abi3-manylinux_2_28_x86_64.whl"] = ("1" * 40, 644, "root", "root")
+    stale["requirements.txt"] = (stale["requirements.txt"][0], 600, "root", "root")
+    facts[DirectoryFiles] = lambda path: stale
+    assert run(facts=facts).named("Sync the lpnode wheelhouse").commands == [
+        "<upload /opt/lpnode/wheelhouse/lpnode-0.1.0-py3-none-any.whl>",
+        "chown root:root /opt/lpnode/wheelhouse/lpnode-0.1.0-py3-none-any.whl",
+        "chmod 644 /opt/lpnode/wheelhouse/lpnode-0.1.0-py3-none-any.whl",
+        "chmod 644 /opt/lpnode/wheelhouse/requirements.txt",
+        "rm -f /opt/lpnode/wheelhouse/av-17.0.0-cp311-abi3-manylinux_2_28_x86_64.whl",
+    ]
+
+
+def test_wheelhouse_built_for_the_hosts_python_and_arch(built):
+    _, asked = built
+    run(facts=base_facts({PythonVersion: "3.12", Arch: "aarch64"}))
+    assert asked == [("3.12", "aarch64")]
+
+
+def test_python_from_the_release_when_python3_is_missing(built):
+    _, asked = built
+    run(facts=base_facts({PythonVersion: None, LinuxDistribution: UBUNTU_24_04}))
+    assert asked == [("3.12", "x86_64")]
+
+
+def test_too_old_python_is_refused(built):
+    with pytest.raises(DeployError, match="python3 is 3.10, lpnode needs 3.11 or newer"):
+        run(facts=base_facts({PythonVersion: "3.10", LinuxDistribution: distro("ubuntu", "22.04", "jammy")}))
+
+
+def test_config_checked_by_lpnode_before_it_goes_live(built):
+    commands = run().named("lpnode config").commands
+    check = next(c for c in commands if "-version" in c)
+    assert check.startswith("/opt/lpnode/venv/bin/lpnode -config /etc/lpnode/.lpnode.conf.lpfleet-new -version || {")
+    assert commands[-1] == "mv -f /etc/lpnode/.lpnode.conf.lpfleet-new /etc/lpnode/lpnode.conf"
+
+
+def test_first_deploy_starts_and_enables(built):
+    assert run().named("lpnode running").commands == [
+        "systemctl daemon-reload", "systemctl start lpnode.service", "systemctl enable lpnode.service"]
+
+
+def test_rerun_changes_nothing(built):
+    wheel_dir, _ = built
+    ops = run(facts=installed_facts(wheel_dir))
+    assert [(op.name, op.commands) for op in ops if op.commands] == []
+
+
+def test_new_build_is_installed_and_restarts_lpnode(built):
+    wheel_dir, _ = built
+    facts = installed_facts(wheel_dir)
+    facts[FileContents] = lambda path: ["an-older-build"]
+    ops = run(facts=facts)
+    assert ops.named(f"Install lpnode build {BUILD}").commands
+    assert ops.named("lpnode running").commands == ["systemctl restart lpnode.service"]
+
+
+def test_changed_config_restarts_lpnode(built):
+    wheel_dir, _ = built
+    ops = run(facts=installed_facts(wheel_dir), max_sessions=4)
+    assert ops.named("lpnode config").commands
+    assert ops.named("lpnode running").commands == ["systemctl restart lpnode.service"]
+
+
+def test_changed_secret_reloads_an_orchestrator(built):
+    wheel_dir, _ = built
+    ops = run(facts=installed_facts(wheel_dir, role="orchestrator", address="10.77.0.11"),
+              role="orchestrator", address="10.77.0.11", orch_addr=None, reload=True)
+    assert ops.named("lpnode running").commands == ["systemctl reload lpnode.service"]
+
+
+def test_changed_secret_restarts_a_transcoder(built):
+    wheel_dir, _ = built
+    ops = run(facts=installed_facts(wheel_dir), reload=True)
+    assert ops.named("lpnode running").commands == ["systemctl restart lpnode.service"]
+
+
+def test_transcoder_needs_its_orchestrator(built):
+    with pytest.raises(DeployError, match="needs its orchestrator's address"):
+        run(orch_addr=None)
