@@ -168,13 +168,16 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | N
                           metrics=metrics, nvidia=nvidia, gpu=gpu)
     drained: list[asyncio.Task] = []
 
+    def status() -> dict[str, Any]:
+        return {"version": __version__, "role": cfg.role, **node.status()}
+
     async def drain_action() -> dict[str, Any]:
         if not drained:   # runs on after the reply; status shows how far it got
             node.draining = True
             drained.append(asyncio.create_task(node.drain(DRAIN_DEADLINE_S)))
-        return {"version": __version__, "role": cfg.role, **node.status()}
+        return status()
 
-    admin = AdminApp(lambda: {"version": __version__, "role": cfg.role, **node.status()},
+    admin = AdminApp(status,
                      metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
                      actions={"drain": drain_action})
     log.info("transcoder %s for orchestrators %s, capacity %d, %s", __version__,

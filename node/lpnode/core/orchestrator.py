@@ -89,10 +89,8 @@ class Orchestrator:
 
     def close(self) -> None:
         """Let every transcoder go (their streams end; they reconnect to whoever is up)."""
-        for snap in self.pool.snapshot():
-            worker = self.pool.get(snap.id)
-            if worker is not None:
-                self.remove_worker(worker)
+        for worker in self.pool.workers():
+            self.remove_worker(worker)
 
     def remote_for_task(self, task_id: int) -> RemoteTranscoder | None:
         return self._remotes.get(task_id)
@@ -100,10 +98,8 @@ class Orchestrator:
     # -- gateways ----------------------------------------------------------------------------
     def capabilities(self) -> pb.Capabilities:
         offered: set[int] = set()
-        for snap in self.pool.snapshot():
-            worker = self.pool.get(snap.id)
-            if worker is not None:
-                offered |= worker.capabilities
+        for worker in self.pool.workers():
+            offered |= worker.capabilities
         return caps.to_net(offered or caps.TRANSCODER, caps.MANDATORY, self.pool.capacity)
 
     def info(self, token: pb.AuthToken | None = None) -> pb.OrchestratorInfo:
