@@ -24,6 +24,7 @@ from lpnode.core.orchestrator import Orchestrator, Price
 from lpnode.monitor import NodeMetrics
 from lpnode.net.channel import split_host_port
 from lpnode.secret import load_orch_secret, read_secret_file
+from lpnode.server import h2window
 from lpnode.server.admin import AdminApp
 from lpnode.server.service import ServiceApp
 from lpnode.server.tls import ensure_self_signed
@@ -94,6 +95,7 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
     else:
         cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(uri)[0])
     metrics.set_certificate(cert)
+    h2window.install()
     read_secret = _secret_reader(cfg) if cfg.orch_secret else None
     secret = SharedSecret(read_secret(), cfg.orch_secret_grace.total_seconds()) if read_secret else None
     orch = Orchestrator(service_uri=uri, metrics=metrics, secret=secret,

@@ -32,6 +32,37 @@ class SegmentRejected(Exception):
         return self.status in (502, 503, 504) or "auth token" in str(self)
 
 
+def segment_request(info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
+                    profiles: Sequence[VideoProfile], duration_ms: int) -> tuple[str, dict[str, str]]:
+    """URL and headers of the POST /segment that carries ``data``, as a go-livepeer gateway
+    sends it (server/segment_rpc.go); any HTTP/2 client can send it."""
+    needs = {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}
+    seg = pb.SegData(manifestId=manifest_id.encode(), seq=seq, hash=keccak256(data),
+                     duration=duration_ms, auth_token=info.auth_token,
+                     capabilities=caps.to_net(needs), profiles=b"invalid")
+    set_segment_profiles(seg, profiles)
+    return f"{info.transcoder}/segment", {
+        headers.SEGMENT: base64.b64encode(seg.SerializeToString()).decode(),
+        headers.PAYMENT: "",
+        "Content-Type": "video/MP2T",
+        "Accept": "multipart/mixed",
+        "Content-Duration": str(duration_ms),
+    }
+
+
+def segment_result(status: int, body: bytes,
+                   transcoder_time: str | None) -> tuple[pb.TranscodeResult, float | None]:
+    """The orchestrator's answer to POST /segment, and how long the transcoder had the segment
+    (its ``Lpnode-Transcoder-Seconds`` header; None from go-livepeer). Raises SegmentRejected
+    for a refusal or a transcode error."""
+    if status != 200:
+        raise SegmentRejected(f"{status}: {body.decode(errors='replace').strip()}", status)
+    result = pb.TranscodeResult.FromString(body)
+    if result.WhichOneof("result") == "error":
+        raise SegmentRejected(result.error)
+    return result, float(transcoder_time) if transcoder_time else None
+
+
 class GatewayClient:
     def __init__(self, orch_addr: str, *, timeout_s: float = 30.0) -> None:
         self.orch_addr = orch_addr
@@ -64,26 +95,9 @@ class GatewayClient:
                            duration_ms: int) -> tuple[pb.TranscodeResult, float | None]:
         """Like submit, plus how long the transcoder had the segment, where an lpnode
         orchestrator says (None from go-livepeer)."""
-        needs = {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}
-        seg = pb.SegData(manifestId=manifest_id.encode(), seq=seq, hash=keccak256(data),
-                         duration=duration_ms, auth_token=info.auth_token,
-                         capabilities=caps.to_net(needs), profiles=b"invalid")
-        set_segment_profiles(seg, profiles)
-        request_headers = {
-            headers.SEGMENT: base64.b64encode(seg.SerializeToString()).decode(),
-            headers.PAYMENT: "",
-            "Content-Type": "video/MP2T",
-            "Accept": "multipart/mixed",
-            "Content-Duration": str(duration_ms),
-        }
-        resp = await self._http.post(f"{info.transcoder}/segment", content=data, headers=request_headers)
-        if resp.status_code != 200:
-            raise SegmentRejected(f"{resp.status_code}: {resp.text.strip()}", resp.status_code)
-        result = pb.TranscodeResult.FromString(resp.content)
-        if result.WhichOneof("result") == "error":
-            raise SegmentRejected(result.error)
-        transcoder_s = resp.headers.get(headers.TRANSCODER_TIME)
-        return result, float(transcoder_s) if transcoder_s else None
+        url, request_headers = segment_request(info, manifest_id, seq, data, profiles, duration_ms)
+        resp = await self._http.post(url, content=data, headers=request_headers)
+        return segment_result(resp.status_code, resp.content, resp.headers.get(headers.TRANSCODER_TIME))
 
     async def download(self, url: str) -> bytes:
         return (await self._http.get(url)).raise_for_status().content
