@@ -130,6 +130,19 @@ class NodeMetrics:
         self.registry.register(_PoolCollector(self.node_type, snapshot))
 
 
+
+def transcoder_labels(workers: list[WorkerSnapshot]) -> list[tuple[str, WorkerSnapshot]]:
+    """Each transcoder's ``transcoder`` label: its name, or for a second registration under a
+    name already taken (a transcoder reconnecting before its old stream is noticed gone, or two
+    processes misconfigured alike) the name plus its address, so no two series collide."""
+    seen: set[str] = set()
+    labelled = []
+    for w in sorted(workers, key=lambda w: w.connected_at):
+        label = w.name if w.name not in seen else f"{w.name}@{w.address}"
+        seen.add(label)
+        labelled.append((label, w))
+    return labelled
+
 class _PoolCollector(Collector):
     """Read at scrape time from the pool, so a gone transcoder's series disappear with it."""
 
@@ -158,8 +171,8 @@ class _PoolCollector(Collector):
         connected = GaugeMetricFamily("lpnode_transcoder_connected_since_seconds",
                                       "When the transcoder registered (unix time)",
                                       labels=["transcoder"])
-        for w in workers:
-            capacity.add_metric([w.address], w.capacity)
-            load.add_metric([w.address], w.load)
-            connected.add_metric([w.address], w.connected_at)
+        for label, w in transcoder_labels(workers):
+            capacity.add_metric([label], w.capacity)
+            load.add_metric([label], w.load)
+            connected.add_metric([label], w.connected_at)
         yield from (capacity, load, connected)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from pathlib import Path
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,12 @@ def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = N
     if certfile and keyfile:
         cfg.certfile, cfg.keyfile = str(certfile), str(keyfile)
     return cfg
+
+
+def transcoder_name(cfg: NodeConfig) -> str:
+    """How this transcoder names itself to orchestrators: host name and admin port, unique per
+    process on a host and the same across reconnects and restarts (its metric label there)."""
+    return f"{socket.gethostname()}:{split_host_port(cfg.cli_addr)[1]}"
 
 
 def advertised_uri(cfg: NodeConfig, listen: str) -> str:
@@ -116,7 +123,8 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
                 "serviceURI": orch.service_uri, "draining": orch.draining,
                 "inFlight": orch.in_flight, "sessions": orch.pool.load,
                 "capacity": orch.pool.capacity,
-                "transcoders": [{"address": w.address, "capacity": w.capacity, "load": w.load,
+                "transcoders": [{"name": w.name, "address": w.address, "capacity": w.capacity,
+                                 "load": w.load,
                                  "inFlight": w.in_flight, "draining": w.draining,
                                  "penalised": w.penalised,
                                  "connectedSince": round(w.connected_at, 3),
@@ -167,7 +175,7 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | N
         metrics.watch_gpus(gpus)
     capacity = cfg.max_sessions or 1
     node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), capacity,
-                          metrics=metrics, nvidia=nvidia, gpu=gpu)
+                          metrics=metrics, nvidia=nvidia, gpu=gpu, name=transcoder_name(cfg))
     drained: list[asyncio.Task] = []
 
     def status() -> dict[str, Any]:

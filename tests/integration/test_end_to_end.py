@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 
 import pytest
 
@@ -41,6 +42,10 @@ def test_thirty_segments_in_three_renditions_all_succeed(fleet):
     per_transcoder = re.findall(r'lpnode_transcoder_segments_total\{result="ok",transcoder="([^"]+)"\} (\d+)',
                                 metrics)
     assert len(per_transcoder) == 2 and sum(int(n) for _, n in per_transcoder) == 30, metrics
+    # Labelled by the transcoders' own names (host:admin port), as /status shows them.
+    names = {f"{socket.gethostname()}:{t.admin_addr.rsplit(':', 1)[1]}" for t in (t1, t2)}
+    assert {label for label, _ in per_transcoder} == names
+    assert {t["name"] for t in orch.status()["transcoders"]} == names
     for t in (t1, t2):
         assert 'livepeer_segment_transcoded_total{node_type="trcr"} 15.0' in t.metrics()
 
@@ -112,3 +117,17 @@ def test_capped_orchestrator_answers_orchestrator_capped(fleet):
             return str(refused.value)
 
     assert "OrchestratorCapped" in asyncio.run(two_sessions())
+
+
+def test_a_restarted_transcoder_keeps_its_metric_label(fleet):
+    """Its series go on where they left off, not as a new one per connection."""
+    orch = fleet.orchestrator()
+    first = fleet.transcoder("t1", 2)
+    name = wait_transcoders(orch, 1)["transcoders"][0]["name"]
+    address = orch.status()["transcoders"][0]["address"]
+    first.stop()
+    wait_transcoders(orch, 0)
+    fleet.start("t1-again", *first.args, admin_port=int(first.admin_addr.rsplit(":", 1)[1]))
+    again = wait_transcoders(orch, 1)["transcoders"][0]
+    assert again["name"] == name and again["address"] != address
+    assert f'lpnode_transcoder_capacity{{transcoder="{name}"}} 2.0' in orch.metrics()

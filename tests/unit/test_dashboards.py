@@ -186,7 +186,7 @@ def lpnode_metric_names() -> set[str]:
     from tests.unit.test_gpu_metrics import FakeNvml, board, gpu   # the pynvml test double
 
     orch, trcr = NodeMetrics("orch"), NodeMetrics("trcr")
-    orch.watch_pool(lambda: [WorkerSnapshot(id="w", address="10.0.0.1:1", capacity=1, load=0,
+    orch.watch_pool(lambda: [WorkerSnapshot(id="w", address="10.0.0.1:1", name="t1:7935", capacity=1, load=0,
                                             connected_at=0.0, in_flight=0, draining=False,
                                             penalised=False)])
     orch.transcoder_result("10.0.0.1:1", True, 1.0, 2.0)

@@ -9,7 +9,7 @@ class FakeWorker:
     """Scheduling only reads these attributes; no transcoding happens in these tests."""
 
     def __init__(self, wid: str, capacity: int, capabilities=TRANSCODER) -> None:
-        self.id = self.address = wid
+        self.id = self.address = self.name = wid
         self.capacity = capacity
         self.capabilities = frozenset(capabilities)
         self.connected_at = 0.0

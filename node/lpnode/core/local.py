@@ -15,6 +15,7 @@ class LocalTranscoder:
     def __init__(self, capacity: int, *, nvidia: bool = False, gpu: int | None = None) -> None:
         self.id = "local"
         self.address = "local"
+        self.name = "local"
         self.capacity = capacity
         self.capabilities = TRANSCODER
         self.connected_at = time.time()

@@ -191,10 +191,10 @@ class Orchestrator:
         except TaskTimeout:
             # go-livepeer drops the whole transcoder here, and every healthy session with it.
             self.pool.penalise(worker.id)
-            self.metrics.transcoder_result(worker.address, False, time.monotonic() - started)
+            self.metrics.transcoder_result(worker.name, False, time.monotonic() - started)
             raise
         except Exception:
-            self.metrics.transcoder_result(worker.address, False, time.monotonic() - started)
+            self.metrics.transcoder_result(worker.name, False, time.monotonic() - started)
             raise
         finally:
             self._remotes.pop(task.task_id, None)
@@ -206,7 +206,7 @@ class Orchestrator:
         if len(result.renditions) != len(task.profiles):
             raise TaskFailed(f"transcoder {worker.address} returned {len(result.renditions)} "
                                  f"renditions for {len(task.profiles)} profiles")
-        self.metrics.transcoder_result(worker.address, True, time.monotonic() - started,
+        self.metrics.transcoder_result(worker.name, True, time.monotonic() - started,
                                        task.segdata.duration / 1000)
         return result
 

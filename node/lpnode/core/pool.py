@@ -22,6 +22,7 @@ SLOW_PENALTY_S = 120.0
 class WorkerSnapshot:
     id: str
     address: str
+    name: str
     capacity: int
     load: int
     connected_at: float
@@ -113,7 +114,7 @@ class TranscoderPool:
         return self._workers.get(owner) if owner else None
 
     def snapshot(self) -> list[WorkerSnapshot]:
-        return [WorkerSnapshot(w.id, w.address, w.capacity, len(self._sessions[w.id]),
+        return [WorkerSnapshot(w.id, w.address, w.name, w.capacity, len(self._sessions[w.id]),
                                w.connected_at, w.in_flight, w.draining, self._penalised(w.id))
                 for w in self._workers.values()]
 

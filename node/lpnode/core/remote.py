@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 
@@ -11,14 +12,25 @@ from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import set_segment_profiles
 
 
+# What a transcoder may call itself: it ends up in Prometheus labels and logs.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,99}")
+
+
+def transcoder_name(claimed: str | None) -> str | None:
+    """The name a transcoder sent, if it is one fit for labels; None means use its address."""
+    return claimed if claimed and _NAME.fullmatch(claimed) else None
+
+
 class RemoteTranscoder:
     def __init__(self, address: str, capacity: int, capabilities: frozenset[int], *,
-                 secret_generation: int = 1, heartbeats: bool = False) -> None:
+                 secret_generation: int = 1, heartbeats: bool = False,
+                 name: str | None = None) -> None:
         # Unguessable: an lpnode transcoder names its own registration with it in heartbeats
         # and drain requests, so it doubles as their credential.
         self.token = secrets.token_hex(16)
         self.id = f"{address}#{self.token[:8]}"
         self.address = address
+        self.name = name or address
         self.capacity = capacity
         self.capabilities = capabilities
         self.connected_at = time.time()

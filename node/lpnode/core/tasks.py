@@ -56,6 +56,9 @@ class Worker(Protocol):
 
     id: str
     address: str
+    # Label for metrics and /status: the same across reconnects where the transcoder names
+    # itself (lpnode), else its address (go-livepeer transcoders).
+    name: str
     capacity: int
     capabilities: frozenset[int]
     connected_at: float

@@ -12,6 +12,9 @@ TRANSCODER_TIME = "Lpnode-Transcoder-Seconds"
 # the transcoder offers heartbeats; the orchestrator answers with the registration's id, which
 # the transcoder then names in the two extra RPCs below (both take and return net.PingPong).
 HEARTBEAT_MD = "lpnode-heartbeat"
+# The transcoder's name for itself (host:admin port), which stays the same across reconnects,
+# unlike its address; the orchestrator labels the transcoder's metrics with it.
+TRANSCODER_NAME_MD = "lpnode-transcoder-name"
 TRANSCODER_ID_MD = "lpnode-transcoder-id"
 HEARTBEAT_RPC = "/lpnode.Transcoder/Heartbeat"
 DRAIN_RPC = "/lpnode.Transcoder/Drain"

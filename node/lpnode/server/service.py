@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 from lpnode.core import capabilities as caps
 from lpnode.core.auth import AuthTokenError
 from lpnode.core.orchestrator import Orchestrator
-from lpnode.core.remote import RemoteTranscoder
+from lpnode.core.remote import RemoteTranscoder, transcoder_name
 from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped, TaskFailed, TaskResult
 from lpnode.hashing import keccak256
 from lpnode.net import lp_rpc_pb2 as pb
@@ -91,7 +91,8 @@ class ServiceApp:
             "capabilities") else caps.TRANSCODER
         remote = RemoteTranscoder(f"{ctx.peer_host}:{ctx.peer_port}", int(req.capacity), offered,
                                   secret_generation=generation,
-                                  heartbeats=headers.HEARTBEAT_MD in ctx.metadata)
+                                  heartbeats=headers.HEARTBEAT_MD in ctx.metadata,
+                                  name=transcoder_name(ctx.metadata.get(headers.TRANSCODER_NAME_MD)))
         ctx.reply_metadata[headers.TRANSCODER_ID_MD] = remote.token
         return self._notifications(remote)
 

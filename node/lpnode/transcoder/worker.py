@@ -54,8 +54,10 @@ class OrchestratorLink:
 
 class TranscoderNode:
     def __init__(self, orch_addrs: list[str], read_secret: Callable[[], str], capacity: int, *,
-                 metrics: NodeMetrics, nvidia: bool = False, gpu: int | None = None) -> None:
+                 metrics: NodeMetrics, nvidia: bool = False, gpu: int | None = None,
+                 name: str = "") -> None:
         self.links = [OrchestratorLink(a) for a in orch_addrs]
+        self.name = name
         self._read_secret = read_secret
         self.capacity = capacity
         self.metrics = metrics
@@ -141,7 +143,8 @@ class TranscoderNode:
         channel = await secure_channel(link.address)
         async with channel, httpx.AsyncClient(http2=True, verify=False, timeout=30) as http:
             stream = rpc.TranscoderStub(channel).RegisterTranscoder(
-                request, metadata=((names.HEARTBEAT_MD, str(HEARTBEAT_EVERY_S)),))
+                request, metadata=((names.HEARTBEAT_MD, str(HEARTBEAT_EVERY_S)),
+                                   *(((names.TRANSCODER_NAME_MD, self.name),) if self.name else ())))
             tasks: set[asyncio.Task] = set()
             heartbeat: asyncio.Task | None = None
             try:
