@@ -65,7 +65,9 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(10)
+                # SIGTERM drains first (up to 30 s, node.py), then gives open connections 5 s;
+                # on a loaded machine that passes 10 s. systemd waits 60 s (TimeoutStopSec).
+                self.popen.wait(45)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
