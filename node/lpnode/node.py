@@ -67,6 +67,9 @@ def advertised_uri(cfg: NodeConfig, listen: str) -> str:
 
 # How long SIGTERM waits for segments in flight before the process exits anyway.
 DRAIN_DEADLINE_S = 30.0
+# How long after a segment's results a draining orchestrator still expects its gateway to come
+# for the renditions (go-livepeer gateways fetch them at once).
+RENDITION_PICKUP_S = 5.0
 
 
 def _secret_reader(cfg: NodeConfig) -> Callable[[], str]:
@@ -148,7 +151,9 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
         orch.draining = orch.closing = True
         log.info("draining: no new segments; %d in flight", orch.in_flight)
         end = time.monotonic() + deadline_s
-        while orch.in_flight and time.monotonic() < end:
+        # A gateway fetches the renditions after the TranscodeResult: wait for those too.
+        while ((orch.in_flight or orch.store.awaiting_pickup(RENDITION_PICKUP_S))
+               and time.monotonic() < end):
             await asyncio.sleep(0.05)
         return status()
 

@@ -3,6 +3,7 @@ secret rotation, each while a live-paced test stream runs. Each test prints what
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -154,3 +155,29 @@ def test_secret_rotation_with_no_downtime(fleet, tmp_path):
     assert len(orch.status()["transcoders"]) == 2
     # the admin API reloads too, and says nothing changed when the file did not
     assert orch.admin("reload", fleet.admin_token())["rotated"] is False
+
+
+def test_stopping_orchestrator_waits_for_the_gateway_to_fetch_renditions(fleet):
+    """SIGTERM right after a segment's TranscodeResult: the renditions are still served when
+    the gateway comes for them, and only then does the orchestrator exit (0)."""
+    from lpnode.gateway.client import GatewayClient
+    from lpnode.transcode.profiles import parse_profiles
+    from lpnode.transcode.testsrc import cut_segments, make_source
+
+    orch = fleet.orchestrator()
+    fleet.transcoder("t1", 2)
+    wait_transcoders(orch, 1)
+    segment = cut_segments(make_source(2.0, 256, 144, 10), 2.0)[0]
+
+    async def submit_stop_then_fetch() -> list[bytes]:
+        async with GatewayClient(fleet.orch_addr) as client:
+            info = await client.get_orchestrator()
+            result = await client.submit(info, "drain-pickup", 0, segment,
+                                         parse_profiles("P144p30fps16x9"), 2000)
+            orch.popen.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)
+            return [await client.download(s.url) for s in result.data.segments]
+
+    renditions = asyncio.run(submit_stop_then_fetch())
+    assert renditions and all(r[:1] == b"\x47" for r in renditions)
+    assert orch.popen.wait(45) == 0

@@ -112,3 +112,18 @@ def test_draining_transcoder_gets_no_work_and_its_sessions_move():
     moved.draining = True
     with pytest.raises(OrchestratorCapped):
         pool.assign("n9")
+
+
+def test_store_counts_renditions_no_one_has_fetched_yet():
+    from lpnode.core.store import SegmentStore
+
+    store = SegmentStore()
+    store.put("source.ts", b"src")                        # sources are not waited for
+    store.put("s/P144p/0.ts", b"a", for_pickup=True)
+    store.put("s/P240p/0.ts", b"b", for_pickup=True)
+    assert store.awaiting_pickup(5.0) == 2
+    assert store.get("s/P144p/0.ts") == b"a"
+    assert store.awaiting_pickup(5.0) == 1
+    assert store.awaiting_pickup(0.0) == 0                # older than the window: given up
+    store.delete("s/P240p/0.ts")
+    assert store.awaiting_pickup(5.0) == 0

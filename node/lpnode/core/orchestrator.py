@@ -178,7 +178,7 @@ class Orchestrator:
         urls = []
         for profile, (data, _) in zip(profiles, result.renditions):
             name = f"{session_id}/{profile.name}/{seg.seq}{extension(profile)}"
-            self.store.put(name, data)
+            self.store.put(name, data, for_pickup=True)
             urls.append(f"{self.service_uri}/stream/{name}")
         return SegmentOutcome(result, urls, transcoder_s)
 
