@@ -126,8 +126,11 @@ class NodeMetrics:
         """Export per-GPU readings for ``gpus`` (from the -nvidia preflight), read at scrape time."""
         self.registry.register(GpuCollector(gpus, nvml=nvml))
 
-    def watch_pool(self, snapshot: Callable[[], list[WorkerSnapshot]]) -> None:
-        self.registry.register(_PoolCollector(self.node_type, snapshot))
+    def watch_pool(self, snapshot: Callable[[], list[WorkerSnapshot]],
+                   session_limit: int | None = None) -> None:
+        """Export the pool's transcoders, read at scrape time; ``session_limit`` is the
+        orchestrator's own -maxSessions, which caps the session capacity it reports."""
+        self.registry.register(_PoolCollector(self.node_type, snapshot, session_limit))
 
 
 
@@ -146,19 +149,25 @@ def transcoder_labels(workers: list[WorkerSnapshot]) -> list[tuple[str, WorkerSn
 class _PoolCollector(Collector):
     """Read at scrape time from the pool, so a gone transcoder's series disappear with it."""
 
-    def __init__(self, node_type: str, snapshot: Callable[[], list[WorkerSnapshot]]) -> None:
+    def __init__(self, node_type: str, snapshot: Callable[[], list[WorkerSnapshot]],
+                 session_limit: int | None = None) -> None:
         self._node_type = node_type
         self._snapshot = snapshot
+        self._limit = session_limit
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         workers = self._snapshot()
+        offered = sum(w.capacity for w in workers)
+        # What the orchestrator will actually accept: the 85%-of-capacity alert divides by it.
+        accepted = offered if self._limit is None else min(offered, self._limit)
         total = {
             "livepeer_transcoders_number": ("Transcoders connected", len(workers)),
-            "livepeer_transcoders_capacity": ("Sum of the transcoders' -maxSessions",
-                                              sum(w.capacity for w in workers)),
+            "livepeer_transcoders_capacity": ("Sum of the transcoders' -maxSessions", offered),
             "livepeer_transcoders_load": ("Sessions on transcoders", sum(w.load for w in workers)),
             "livepeer_current_sessions_total": ("Live sessions", sum(w.load for w in workers)),
-            "livepeer_max_sessions_total": ("Session capacity", sum(w.capacity for w in workers)),
+            "livepeer_max_sessions_total": ("Sessions the orchestrator accepts: its "
+                                            "transcoders' capacity, capped by its own "
+                                            "-maxSessions", accepted),
         }
         for name, (doc, value) in total.items():
             family = GaugeMetricFamily(name, doc, labels=["node_type"])

@@ -28,3 +28,20 @@ def test_a_name_taken_twice_gets_the_address_on_the_later_registration():
     labels = {label: w.address for label, w in transcoder_labels([new, other, old])}
     assert labels == {"t1:7935": "10.0.0.21:41000", "t2:7935": "10.0.0.22:40100",
                       "t1:7935@10.0.0.21:41022": "10.0.0.21:41022"}
+
+
+def test_session_capacity_is_capped_by_the_orchestrators_own_max_sessions():
+    from prometheus_client import generate_latest
+
+    from lpnode.monitor import NodeMetrics
+
+    pool = [snapshot("t1:7935", "10.0.0.21:41000", 1.0), snapshot("t2:7935", "10.0.0.22:4100", 2.0)]
+    pool = [WorkerSnapshot(**{**w.__dict__, "capacity": 10}) for w in pool]
+    capped, uncapped = NodeMetrics("orch"), NodeMetrics("orch")
+    capped.watch_pool(lambda: pool, session_limit=15)
+    uncapped.watch_pool(lambda: pool)
+    capped_text = generate_latest(capped.registry).decode()
+    assert 'livepeer_max_sessions_total{node_type="orch"} 15.0' in capped_text
+    assert 'livepeer_transcoders_capacity{node_type="orch"} 20.0' in capped_text
+    assert ('livepeer_max_sessions_total{node_type="orch"} 20.0'
+            in generate_latest(uncapped.registry).decode())

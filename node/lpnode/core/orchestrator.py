@@ -69,7 +69,7 @@ class Orchestrator:
         self._last_seen: dict[str, float] = {}
         self._task_ids = itertools.count(1)
         self._remotes: dict[int, RemoteTranscoder] = {}   # task id -> transcoder working on it
-        metrics.watch_pool(self.pool.snapshot)
+        metrics.watch_pool(self.pool.snapshot, session_limit)
 
     # -- transcoders -------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
