@@ -29,7 +29,7 @@ from lpnode.server import h2window
 from lpnode.server.admin import AdminApp
 from lpnode.server.service import ServiceApp
 from lpnode.server.tls import ensure_self_signed
-from lpnode.transcode.gpu import GpuInfo, preflight
+from lpnode.transcode.gpu import GpuInfo, preflight, session_budget_warning
 from lpnode.transcoder.worker import TranscoderNode
 
 log = logging.getLogger("lpnode")
@@ -95,8 +95,7 @@ class Running:
     close: Callable[[], None] | None = None
 
 
-def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None,
-                  gpus: list[GpuInfo] | None = None) -> Running:
+def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Running:
     metrics = NodeMetrics("orch")
     listen = cfg.http_addr or "0.0.0.0:8935"
     uri = advertised_uri(cfg, listen)
@@ -115,7 +114,7 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
                         # remote transcoders add theirs; alone it caps the orchestrator's total.
                         session_limit=None if cfg.transcoder else cfg.max_sessions)
     if cfg.transcoder:
-        orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, nvidia=nvidia, gpu=gpu))
+        orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, gpus=[g.index for g in gpus]))
         if gpus:
             metrics.watch_gpus(gpus)
     started = time.time()
@@ -173,14 +172,14 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int |
         close=orch.close)
 
 
-def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | None,
-                gpus: list[GpuInfo] | None = None) -> Running:
+def _transcoder(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Running:
     metrics = NodeMetrics("trcr")
     if gpus:
         metrics.watch_gpus(gpus)
     capacity = cfg.max_sessions or 1
     node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), capacity,
-                          metrics=metrics, nvidia=nvidia, gpu=gpu, name=transcoder_name(cfg))
+                          metrics=metrics, gpus=[g.index for g in gpus],
+                          name=transcoder_name(cfg))
     drained: list[asyncio.Task] = []
 
     def status() -> dict[str, Any]:
@@ -196,7 +195,8 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | N
                      metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
                      actions={"drain": drain_action})
     log.info("transcoder %s for orchestrators %s, capacity %d, %s", __version__,
-             ",".join(cfg.orch_addr), capacity, "NVENC" if nvidia else "x264 (CPU)")
+             ",".join(cfg.orch_addr), capacity,
+             f"NVENC on GPU {','.join(str(g.index) for g in gpus)}" if gpus else "x264 (CPU)")
     return Running(servers=[serve(admin, _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)],
                    loops=[node.run()], drain=node.drain)
 
@@ -204,11 +204,12 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, nvidia: bool, gpu: int | N
 async def run_node(cfg: NodeConfig) -> None:
     """Run until SIGTERM/SIGINT, which drains (bounded by DRAIN_DEADLINE_S) and exits;
     SIGHUP reloads the orchSecret on an orchestrator."""
-    nvidia = bool(cfg.nvidia)
-    gpus = preflight(cfg.nvidia) if nvidia else []
-    gpu = gpus[0].index if gpus else None
+    gpus = preflight(cfg.nvidia) if cfg.nvidia else []
+    # Renditions per stream are the gateway's choice; warn about the smallest case (one).
+    if gpus and (warning := session_budget_warning(gpus, cfg.max_sessions or 1)):
+        log.warning("%s", warning)
     stop, terminate = asyncio.Event(), asyncio.Event()
-    node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, nvidia, gpu, gpus)
+    node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, gpus)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

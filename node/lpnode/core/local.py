@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 
 from lpnode.core.capabilities import TRANSCODER
 from lpnode.core.tasks import Task, TaskFailed, TaskResult
-from lpnode.transcode.engine import TranscodeError, transcode_segment
+from lpnode.transcode.engine import TranscodeError
+from lpnode.transcode.runner import SegmentRunner
 
 
 class LocalTranscoder:
-    def __init__(self, capacity: int, *, nvidia: bool = False, gpu: int | None = None) -> None:
+    def __init__(self, capacity: int, *, gpus: Sequence[int] = ()) -> None:
         self.id = "local"
         self.address = "local"
         self.name = "local"
@@ -21,16 +21,12 @@ class LocalTranscoder:
         self.connected_at = time.time()
         self.draining = False
         self.in_flight = 0
-        self._nvidia = nvidia
-        self._gpu = gpu
-        self._executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="transcode")
+        self._runner = SegmentRunner(capacity, gpus)
 
     async def run(self, task: Task) -> TaskResult:
-        loop = asyncio.get_running_loop()
         self.in_flight += 1
         try:
-            out = await loop.run_in_executor(self._executor, lambda: transcode_segment(
-                task.source, task.profiles, nvidia=self._nvidia, gpu=self._gpu))
+            out = await self._runner.transcode(task.source, task.profiles)
         except TranscodeError as exc:
             raise TaskFailed(str(exc)) from exc
         finally:
@@ -41,4 +37,4 @@ class LocalTranscoder:
         pass
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._runner.close()

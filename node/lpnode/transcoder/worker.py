@@ -10,8 +10,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,7 +24,8 @@ from lpnode.net import headers as names
 from lpnode.net import multipart
 from lpnode.net.channel import secure_channel
 from lpnode.net.convert import mime_type, segment_profiles
-from lpnode.transcode.engine import TranscodeError, transcode_segment
+from lpnode.transcode.engine import TranscodeError
+from lpnode.transcode.runner import SegmentRunner
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,13 @@ class OrchestratorLink:
 
 class TranscoderNode:
     def __init__(self, orch_addrs: list[str], read_secret: Callable[[], str], capacity: int, *,
-                 metrics: NodeMetrics, nvidia: bool = False, gpu: int | None = None,
-                 name: str = "") -> None:
+                 metrics: NodeMetrics, gpus: Sequence[int] = (), name: str = "") -> None:
         self.links = [OrchestratorLink(a) for a in orch_addrs]
         self.name = name
         self._read_secret = read_secret
         self.capacity = capacity
         self.metrics = metrics
-        self._nvidia = nvidia
-        self._gpu = gpu
-        self._executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="transcode")
+        self._runner = SegmentRunner(capacity, gpus)
         self.draining = False
 
     async def run(self) -> None:
@@ -206,9 +203,7 @@ class TranscoderNode:
             try:
                 profiles = segment_profiles(notify.segData)
                 source = (await _with_retries(lambda: http.get(notify.url))).raise_for_status().content
-                loop = asyncio.get_running_loop()
-                out = await loop.run_in_executor(self._executor, lambda: transcode_segment(
-                    source, profiles, nvidia=self._nvidia, gpu=self._gpu))
+                out = await self._runner.transcode(source, profiles)
             except (TranscodeError, ValueError, httpx.HTTPError) as exc:
                 log.error("taskId=%d failed: %s", notify.taskId, exc)
                 self.metrics.failed(type(exc).__name__)
