@@ -2,12 +2,12 @@
 
     pyinfra inventory/prod.py deploys/fleet.py
 
-all hosts        common, firewall
+all hosts        common, firewall, node exporter
 orchestrators    secrets (orchSecret, admin token), lpnode -orchestrator
 transcoders      secrets (orchSecret, admin token), [nvidia], lpnode -transcoder
 gpu              nvidia (also any host with `nvidia = True`)
 reward/redeemers secrets (keystore)
-monitoring       monitoring base
+monitoring       prometheus, alertmanager, [grafana] (with `grafana = True`, production)
 
 The inventory is validated before anything is prepared, so a broken inventory changes no host.
 """
@@ -28,14 +28,16 @@ from inventory.validate import (
     spec_of,
 )
 from pyinfra import host, inventory
+from roles.alertmanager import alertmanager
 from roles.common import common
 from roles.firewall import firewall
-from roles.monitoring import ADMIN_TCP_PORTS, monitoring
+from roles.grafana import grafana
+from roles.monitoring import NODE_EXPORTER_PORT, admin_tcp_ports, monitoring_tcp_ports, scrape_hosts
 from roles.node import CLI_PORT, SERVICE_PORT, node
+from roles.node_exporter import node_exporter
 from roles.nvidia import nvidia
+from roles.prometheus import prometheus
 from roles.secrets import SecretSource, secrets, source_from_data
-
-NODE_EXPORTER_PORT = 9100
 
 
 def role_kwargs(role_fn, prefix: str = "", /, **explicit: Any) -> dict[str, Any]:
@@ -53,24 +55,43 @@ is_orchestrator = me.in_group(ORCHESTRATORS)
 is_transcoder = me.in_group(TRANSCODERS)
 is_gpu = me.in_group(GPU) or bool(host.data.get("nvidia"))
 holds_keystore = me.in_group(REWARD) or me.in_group(REDEEMERS)
+is_monitoring = me.in_group(MONITORING)
+with_grafana = is_monitoring and bool(host.data.get("grafana"))
 monitoring_addresses = [spec_of(h).address for h in inventory.get_group(MONITORING, [])]
 
 common(**role_kwargs(common))
 
 public_ports = [SERVICE_PORT] if is_orchestrator else []
 monitored_ports = [NODE_EXPORTER_PORT] + ([CLI_PORT] if is_orchestrator or is_transcoder else [])
+if is_monitoring:
+    monitored_ports += monitoring_tcp_ports()
 firewall(
     admin_networks=host.data.get("admin_networks", []),
     monitoring_sources=monitoring_addresses,
     public_tcp_ports=public_ports,
     monitoring_tcp_ports=monitored_ports,
-    admin_tcp_ports=list(ADMIN_TCP_PORTS) if me.in_group(MONITORING) else [],
+    admin_tcp_ports=admin_tcp_ports(with_grafana) if is_monitoring else [],
     ssh_port=int(host.data.get("ssh_port", 22)),
     roles=sorted(set(host.groups) & {ORCHESTRATORS, TRANSCODERS, GPU, REWARD, REDEEMERS, MONITORING}),
 )
 
-if me.in_group(MONITORING):
-    monitoring()
+node_exporter(**role_kwargs(node_exporter, "node_exporter_"))
+
+if is_monitoring:
+    # Every host of the inventory, not only those this run is limited to: the scrape
+    # configuration and the expected transcoder counts describe the whole fleet.
+    prometheus(**role_kwargs(
+        prometheus, "prometheus_", address=me.address, hosts=scrape_hosts(spec_of(h) for h in inventory),
+    ))
+    alertmanager(**role_kwargs(alertmanager, "alertmanager_", address=me.address))
+    if with_grafana:
+        grafana(**role_kwargs(
+            grafana,
+            "grafana_",
+            address=me.address,
+            scrape_interval=host.data.get("prometheus_scrape_interval", "15s"),
+            admin_password=source_from_data(me.data, "grafana_admin_password", "Grafana admin password"),
+        ))
 
 secrets_result = None
 if is_orchestrator or is_transcoder or holds_keystore:

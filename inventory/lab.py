@@ -14,7 +14,21 @@ Lab data on every host:
                         source (7935 and SSH), narrow enough for firewall tests to mean something
     orch_secret_file    path on the control machine of the lab's orchSecret (0600, random)
     admin_token_file    path on the control machine of the lab's admin token (0600, random)
+    node_exporter_extra_args   the node exporter's filesystem types without `overlay`, which
+                        a lab host's root is
 Transcoders also have orchestrator="o1" (the first orchestrator).
+
+Monitoring hosts also have (docs/lab.md, docs/monitoring.md):
+    grafana                          False: lab hosts reach only the Debian mirror
+    prometheus_runbook_base          file://<this checkout>/docs
+    prometheus_scrape_interval,
+    prometheus_evaluation_interval   5s, so the lab's tests see a change within seconds
+    alertmanager_receivers           page and ticket: webhooks to the control machine,
+                                     http://10.77.0.1:9099/page and /ticket, where lab tests
+                                     listen, with the lab's receiver token as bearer token
+                                     (uploaded as a receiver secret); watchdog: none
+    alertmanager_route_timings       seconds instead of minutes before and between notifications
+The alert rules keep their production `for:` durations.
 
 Module-level names starting with "_" are not groups (pyinfra ignores them).
 """
@@ -25,7 +39,15 @@ import json as _json
 import os as _os
 from pathlib import Path as _Path
 
+from lab.config import ALERT_RECEIVER_PORT as _RECEIVER_PORT
+
 _STATE_FILE = _Path(_os.environ.get("LPFLEET_LAB_DIR") or "/var/lib/lpfleet-lab") / "state.json"
+_REPO = _Path(__file__).resolve().parent.parent
+_NODE_EXPORTER_FS_TYPES = (
+    "--collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|"
+    "devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|"
+    "squashfs|sysfs|tracefs)$"
+)
 
 
 def _load_state() -> dict:
@@ -62,10 +84,40 @@ def _host_data(h: dict) -> dict:
         "admin_networks": [f"{_state['gateway']}/32"],
         "orch_secret_file": _state["orch_secret_file"],
         "admin_token_file": _state["admin_token_file"],
+        # A lab host's root filesystem is an overlay, which the node exporter leaves out by
+        # default (its list of types to skip, minus overlay): without it no disk metrics.
+        "node_exporter_extra_args": [_NODE_EXPORTER_FS_TYPES],
     }
     if h["group"] == "transcoders" and _first_orch:
         data["orchestrator"] = _first_orch
+    if h["group"] == "monitoring":
+        data.update(_monitoring_data())
     return data
+
+
+def _monitoring_data() -> dict:
+    receiver = f"http://{_state['gateway']}:{_RECEIVER_PORT}"
+    token = _state.get("alert_receiver_token_file") or str(
+        _Path(_state["state_dir"]) / "secrets" / "alert_receiver_token")
+
+    def webhook(path: str) -> dict:
+        # The bearer token comes from a file on this machine and goes to the monitoring host as
+        # a receiver secret, exactly as a production PagerDuty or Slack key does.
+        return {"type": "webhook", "url": f"{receiver}/{path}",
+                "http_config": {"authorization": {"credentials_file": {"file": token}}}}
+
+    return {
+        "grafana": False,
+        "prometheus_runbook_base": f"file://{_REPO}/docs",
+        "prometheus_scrape_interval": "5s",
+        "prometheus_evaluation_interval": "5s",
+        "alertmanager_receivers": {"page": [webhook("page")], "ticket": [webhook("ticket")], "watchdog": []},
+        "alertmanager_route_timings": {
+            "default": {"group_wait": "5s", "group_interval": "10s"},
+            "page": {"group_wait": "5s", "group_interval": "10s"},
+            "ticket": {"group_wait": "5s", "group_interval": "10s"},
+        },
+    }
 
 
 def _group(name: str) -> list[tuple[str, dict]]:

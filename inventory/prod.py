@@ -26,9 +26,34 @@ transcoders = [
 # Hosts with NVIDIA GPUs get the pinned driver (group_data/gpu.py) and `-nvidia all`.
 gpu = ["gpu-fra-1", "gpu-fra-2", "gpu-ams-1"]
 
-# Prometheus and friends (later); the only source the other hosts admit on 7935 and 9100.
+# Prometheus, Alertmanager and Grafana (group_data/monitoring.py); the only source the other
+# hosts admit on 7935 and 9100. Operators reach its 9090, 9093 and 3000 from admin_networks.
 monitoring = [
-    ("mon-1", {"ssh_hostname": "203.0.113.30"}),
+    ("mon-1", {
+        "ssh_hostname": "203.0.113.30",
+        # Where alerts go (docs/monitoring.md): pages wake someone, tickets wait for working
+        # hours, the always-firing Watchdog pings a dead man's switch. Secrets are named, never
+        # written here: {"env": VARIABLE} or {"file": path} on the machine you deploy from.
+        "alertmanager_receivers": {
+            "page": [
+                {"type": "pagerduty", "routing_key_file": {"env": "LPFLEET_PAGERDUTY_ROUTING_KEY"}},
+            ],
+            "ticket": [
+                {"type": "email", "to": "ops@example.com"},
+                {"type": "slack", "api_url_file": {"env": "LPFLEET_SLACK_WEBHOOK_URL"}, "channel": "#livepeer-ops"},
+            ],
+            "watchdog": [
+                {"type": "webhook", "url": {"env": "LPFLEET_WATCHDOG_URL"}, "send_resolved": False},
+            ],
+        },
+        "alertmanager_smtp": {
+            "smarthost": "smtp.example.com:587",
+            "from": "alerts@example.com",
+            "auth_username": "alerts@example.com",
+            "auth_password_file": {"env": "LPFLEET_SMTP_PASSWORD"},
+        },
+        "grafana_admin_password_env": "LPFLEET_GRAFANA_ADMIN_PASSWORD",
+    }),
 ]
 
 # Exactly one host calls reward() each round; the cold keystore lives there and nowhere else.

@@ -276,6 +276,10 @@ def validate(hosts: Iterable[HostSpec], environ: Mapping[str, str] | None = None
     for rule in RULES:
         problems += rule(hosts)
     problems += _check_secrets(hosts, environ)
+    # Imported here: it builds on this module's HostSpec, Problem and secret checks.
+    from inventory.validate_monitoring import check_monitoring
+
+    problems += check_monitoring(hosts, environ)
     return problems
 
 

@@ -23,6 +23,9 @@ def state_dir() -> Path:
 SUBNET = "10.77.0.0/24"
 PREFIXLEN = 24
 GATEWAY = "10.77.0.1"  # the control machine's address on the lab bridge
+#: Where lab tests listen on the control machine for Alertmanager's notifications: the lab's
+#: monitoring host sends its page and ticket webhooks to http://GATEWAY:ALERT_RECEIVER_PORT/.
+ALERT_RECEIVER_PORT = 9099
 BRIDGE = "lpfleet0"
 NFT_TABLE = "lpfleet_lab"  # `table ip lpfleet_lab`: NAT and the egress filter for the bridge
 NETNS_PREFIX = "lpfleet-"  # /run/netns/lpfleet-o1

@@ -32,14 +32,22 @@ def admin_token_path() -> Path:
     return secrets_dir() / "admin_token"
 
 
+def alert_receiver_token_path() -> Path:
+    return secrets_dir() / "alert_receiver_token"
+
+
 def ensure_secrets() -> None:
-    """The lab's orchSecret and admin token on the control machine (0600, random, made once)."""
+    """The lab's orchSecret, admin token and alert receiver token on the control machine (0600,
+    random, made once). The receiver token is what the lab's Alertmanager sends to the test
+    webhook receiver (a bearer token), so the lab proves receiver secrets arrive."""
     secrets_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(secrets_dir(), 0o700)
     if not orch_secret_path().exists():
         write_secret(orch_secret_path(), base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
     if not admin_token_path().exists():
         write_secret(admin_token_path(), secrets.token_urlsafe(32) + "\n")
+    if not alert_receiver_token_path().exists():
+        write_secret(alert_receiver_token_path(), secrets.token_urlsafe(32) + "\n")
 
 
 def _to_host(spec: HostSpec) -> Host:
@@ -62,6 +70,7 @@ def _make_state(specs: list[HostSpec], dns: list[str]) -> LabState:
         known_hosts=str(ssh.known_hosts_path()),
         orch_secret_file=str(orch_secret_path()),
         admin_token_file=str(admin_token_path()),
+        alert_receiver_token_file=str(alert_receiver_token_path()),
         hosts=[_to_host(s) for s in specs],
         dns=dns,
     )

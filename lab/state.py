@@ -7,7 +7,8 @@
      "gateway": "10.77.0.1", "bridge": "lpfleet0", "ssh_user": "root",
      "ssh_key": ".../ssh/id_ed25519", "ssh_config": ".../ssh/config",
      "known_hosts": ".../ssh/known_hosts", "orch_secret_file": ".../secrets/orchSecret",
-     "admin_token_file": ".../secrets/admin_token", "dns": ["..."],
+     "admin_token_file": ".../secrets/admin_token",
+     "alert_receiver_token_file": ".../secrets/alert_receiver_token", "dns": ["..."],
      "hosts": [{"name": "o1", "address": "10.77.0.11", "group": "orchestrators",
                 "netns": "lpfleet-o1", "veth": "lpv-o1", "machine": "lpfleet-o1",
                 "root": ".../hosts/o1/root"}, ...]}
@@ -56,6 +57,8 @@ class LabState:
     admin_token_file: str
     hosts: list[Host]
     dns: list[str] = field(default_factory=list)
+    # Written by every `up` since the monitoring deploy; empty in an older state file.
+    alert_receiver_token_file: str = ""
     subnet: str = config.SUBNET
     gateway: str = config.GATEWAY
     bridge: str = config.BRIDGE

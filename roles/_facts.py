@@ -108,3 +108,43 @@ class DirectoryFiles(FactBase):
                 mode, user, group, sha1, name = parts
                 files[name.strip()] = (sha1, int(mode), user, group)
         return files
+
+
+# Run on the host by ConfigLoaded: read the service's own reload metrics and compare them with
+# the files' modification times (whole seconds: the metric is a Unix time in seconds).
+_CONFIG_LOADED_SCRIPT = """
+import glob, os, sys, urllib.request
+url, prefix, *patterns = sys.argv[1:]
+try:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+except Exception:
+    print("unknown")
+    sys.exit()
+values = dict(line.split()[:2] for line in text.splitlines() if line.startswith(prefix + "_"))
+loaded = float(values.get(prefix + "_success_timestamp_seconds", 0))
+ok = values.get(prefix + "_successful") == "1"
+newest = max((int(os.stat(p).st_mtime) for pattern in patterns for p in glob.glob(pattern)), default=0)
+print("loaded" if ok and newest <= loaded else "stale")
+"""
+
+
+class ConfigLoaded(FactBase):
+    """Whether a Prometheus-style service (Prometheus, Alertmanager) runs the configuration
+    that is on disk: ``True`` when its last reload succeeded and came after every file matching
+    ``patterns`` was last written, ``False`` when a file is newer or the last reload failed,
+    ``None`` when nothing answers at ``metrics_url`` (not installed or stopped: a start reads
+    what is there).
+
+    Both services report ``<prefix>_successful`` and ``<prefix>_success_timestamp_seconds``
+    (prefix ``prometheus_config_last_reload``, ``alertmanager_config_last_reload``). This is
+    what makes a deploy that stopped between putting a file live and reloading reload on the
+    next run, instead of believing the file's content to be in use.
+    """
+
+    def command(self, metrics_url: str, prefix: str, patterns: list[str]) -> str:
+        args = " ".join(shlex.quote(a) for a in (metrics_url, prefix, *patterns))
+        return f"python3 -c {shlex.quote(_CONFIG_LOADED_SCRIPT)} {args}"
+
+    def process(self, output: list[str]) -> bool | None:
+        text = " ".join(output).strip()
+        return {"loaded": True, "stale": False}.get(text)

@@ -1,23 +1,58 @@
-"""The monitoring host's base.
+"""What the monitoring roles share: their ports, who may reach them, and the inventory as the
+scrape configuration sees it.
 
-For now a monitoring host is a common, firewalled host; what makes it special today is only
-that the other hosts' firewalls admit it to their admin and metrics ports (7935, 9100). The
-Prometheus, Alertmanager, Grafana and node exporter roles build on this one.
+The roles themselves are one module each: node_exporter (every host), prometheus and
+alertmanager (monitoring hosts), grafana (monitoring hosts, production).
 """
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
+from collections.abc import Iterable
+from typing import Any
 
-# Ports this host serves to operators (admin_networks only), opened by the firewall role:
-# Prometheus 9090, Alertmanager 9093 and Grafana 3000 go here once those roles exist.
-ADMIN_TCP_PORTS: tuple[int, ...] = ()
+NODE_EXPORTER_PORT = 9100
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+GRAFANA_PORT = 3000
+
+# The Debian packages' layout (prometheus, prometheus-alertmanager).
+PROMETHEUS_CONFIG_DIR = "/etc/prometheus"
+RULES_DIR = f"{PROMETHEUS_CONFIG_DIR}/rules"
+ALERTMANAGER_TEMPLATES_DIR = f"{PROMETHEUS_CONFIG_DIR}/alertmanager_templates"
+# Receiver secrets (keys, webhook URLs) the deploy uploads; Alertmanager reads them by path.
+ALERTMANAGER_SECRETS_DIR = f"{PROMETHEUS_CONFIG_DIR}/secrets"
+SERVICE_GROUP = "prometheus"  # the packages' system user and group
 
 
-@deploy("monitoring base")
-def monitoring() -> None:
-    """Everything a monitoring host needs before its services are installed.
+def admin_tcp_ports(grafana: bool) -> list[int]:
+    """Ports a monitoring host serves to operators (admin_networks only): the Prometheus and
+    Alertmanager web UIs and APIs, and Grafana where it runs."""
+    return [PROMETHEUS_PORT, ALERTMANAGER_PORT] + ([GRAFANA_PORT] if grafana else [])
 
-    Nothing beyond common and firewall yet: this is the place for the packages and directories
-    the monitoring services share (a data disk mount, the prometheus user) when they arrive.
-    """
+
+def monitoring_tcp_ports() -> list[int]:
+    """Ports a monitoring host serves to the other monitoring hosts: each Prometheus scrapes
+    every Prometheus and Alertmanager and sends its alerts to every Alertmanager
+    (monitoring/prometheus/prometheus.yml.j2)."""
+    return [PROMETHEUS_PORT, ALERTMANAGER_PORT]
+
+
+def scrape_hosts(specs: Iterable[Any]) -> list[dict[str, Any]]:
+    """The ``hosts`` context of prometheus.yml.j2 and expected-transcoders.yml.j2 from the
+    inventory's hosts (``inventory.validate.HostSpec``), in inventory order.
+
+    Only what the templates read goes in, so a change elsewhere in a host's data does not touch
+    the monitoring host's files."""
+    hosts = []
+    for spec in specs:
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "address": spec.address,
+            "groups": sorted(spec.groups),
+        }
+        if spec.data.get("orchestrator"):
+            entry["orchestrator"] = str(spec.data["orchestrator"])
+        if spec.data.get("expected_transcoders") is not None:
+            entry["expected_transcoders"] = int(spec.data["expected_transcoders"])
+        hosts.append(entry)
+    return hosts

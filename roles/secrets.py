@@ -70,22 +70,34 @@ def source_from_data(data: dict, key: str, what: str) -> SecretSource | None:
     return SecretSource(what=what, file=file or None, env=None if file else env)
 
 
-def normalise_token(data: bytes) -> bytes:
+def normalise_token(data: bytes, newline: bool = True) -> bytes:
     # lpnode strips surrounding whitespace when it reads the file; writing the stripped value
     # with one newline keeps the remote file stable whatever the source's trailing newlines.
-    return data.strip() + b"\n"
+    # Readers that may not strip (an SMTP password file) get the value alone.
+    return data.strip() + (b"\n" if newline else b"")
 
 
 @operation()
-def secret_file(source: SecretSource, dest: str, user: str, group: str, mode: str = "400", text: bool = True):
+def secret_file(
+    source: SecretSource,
+    dest: str,
+    user: str,
+    group: str,
+    mode: str = "400",
+    text: bool = True,
+    newline: bool = True,
+):
     """Upload a secret to ``dest`` only if its content differs, then fix owner and mode.
+
+    + text: strip surrounding whitespace (and end with one newline if ``newline``); a keystore
+      is written as it is
 
     Unlike files.put this never prints the content (pyinfra's --diff shows files.put's), and
     the operation's arguments shown in pyinfra's output are only the source's description.
     """
     data = source.read()
     if text:
-        data = normalise_token(data)
+        data = normalise_token(data, newline)
     remote = host.get_fact(File, path=dest)
     have = (host.get_fact(Sha1File, path=dest), remote["mode"], remote["user"], remote["group"]) if remote else None
     yield from put_commands(BytesIO(data), dest, have, user, group, mode)

@@ -92,13 +92,15 @@ def prepare(
     data: Mapping[str, Any] | None = None,
     groups: Sequence[str] = (),
     host_name: str = "testhost",
+    config: Config | None = None,
     **kwargs: Any,
 ) -> tuple[PreparedOps, Any]:
     """Prepare ``deploy(**kwargs)`` for one host whose facts are ``facts``.
 
     ``facts`` maps a fact class (or ``(class, sorted kwargs tuple)`` for one set of arguments,
     or the class name) to its value, or to a function of the fact's arguments; a fact not given
-    has its default (what pyinfra returns for a host that lacks the thing). Returns the prepared
+    has its default (what pyinfra returns for a host that lacks the thing). ``config``: pyinfra's
+    settings, e.g. ``Config(DIFF=True)`` for what ``--diff`` prints. Returns the prepared
     operations in order and the deploy's return value.
     """
     facts = facts or {}
@@ -106,7 +108,7 @@ def prepare(
         ([(host_name, dict(data or {}))], {}),
         **{group: ([host_name], {}) for group in groups},
     )
-    state = State(inventory, Config())
+    state = State(inventory, config or Config())
     host = inventory.get_host(host_name)
 
     def get_fact(self, cls, *args, **fact_kwargs):

@@ -12,107 +12,51 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import testinfra
+
+from .conftest import PYINFRA, REPO, can_connect, can_connect_from_here, deploy
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
-PYINFRA = [sys.executable, "-m", "pyinfra"]
 NODES = ("o1", "t1", "t2")
 ORCH = "o1"
 TRANSCODERS = ("t1", "t2")
 MONITOR = "mon1"
 
 
-@dataclass
-class DeployRun:
-    returncode: int
-    output: str
-    seconds: float
-
-    def totals(self) -> dict[str, int]:
-        """The 'Grand total' row of pyinfra's results table: hosts, success, error, no change."""
-        match = re.search(r"Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", self.output)
-        assert match, f"no results table in the deploy output:\n{self.output[-3000:]}"
-        values = [0 if v == "-" else int(v) for v in match.groups()]
-        return dict(zip(("operations", "changed", "errors", "unchanged"), values))
-
-
-def deploy(*args: str, timeout: float = 900) -> DeployRun:
-    started = time.monotonic()
-    p = subprocess.run(
-        [*PYINFRA, "-y", "inventory/lab.py", "deploys/fleet.py", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-    )
-    return DeployRun(p.returncode, p.stdout + p.stderr, time.monotonic() - started)
-
-
-@pytest.fixture(scope="session")
-def deployed(lab):
-    """The first deploy and the no-change re-run, on the running lab."""
-    first = deploy()
-    assert first.returncode == 0, first.output[-6000:]
-    second = deploy()
-    return first, second
-
-
-@pytest.fixture(scope="session")
-def hosts(lab, deployed):
-    return {h.name: testinfra.get_host(f"ssh://root@{h.address}", ssh_config=lab.ssh_config) for h in lab.hosts}
-
-
-@pytest.fixture(scope="session")
-def addresses(lab):
-    return {h.name: h.address for h in lab.hosts}
-
-
-def can_connect(host, address: str, port: int) -> bool:
-    """Whether ``host`` (a testinfra host) completes a TCP handshake with address:port."""
-    probe = (
-        "import socket,sys\n"
-        "try:\n"
-        f"    socket.create_connection(({address!r}, {port}), timeout=3).close()\n"
-        "except OSError:\n"
-        "    sys.exit(1)\n"
-    )
-    result = host.run(f"python3 -c {shlex.quote(probe)}")
-    assert result.rc in (0, 1), result.stderr  # anything else is a broken probe, not an answer
-    return result.rc == 0
-
-
-def can_connect_from_here(address: str, port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection((address, port), timeout=3).close()
-        return True
-    except OSError:
-        return False
-
-
 # --------------------------------------------------------------------------- the deploy itself
 
 
 def test_first_deploy_succeeds(deployed):
-    first, _ = deployed
-    totals = first.totals()
+    totals = deployed.first.totals()
     assert totals["errors"] == 0
 
 
 def test_second_deploy_reports_no_changes(deployed):
-    _, second = deployed
+    second = deployed.second
     assert second.returncode == 0, second.output[-6000:]
     totals = second.totals()
     assert totals["changed"] == 0 and totals["errors"] == 0, second.output[-6000:]
     assert totals["unchanged"] == totals["operations"]
+    # The monitoring roles are part of it: every host's node exporter, mon1's Prometheus and
+    # Alertmanager with their checked configuration files.
+    for op in ("node exporter | node exporter running and enabled at boot",
+               "prometheus | Prometheus configuration /etc/prometheus/prometheus.yml",
+               "prometheus | Alert rules /etc/prometheus/rules/lpnode.yml",
+               "alertmanager | Alertmanager configuration /etc/prometheus/alertmanager.yml",
+               "alertmanager | Receiver secret /etc/prometheus/secrets/page-1-webhook"):
+        assert op in second.output, op
+
+
+def test_second_deploy_restarts_and_reloads_nothing(deployed):
+    """Same main PIDs, and Prometheus and Alertmanager did not even reload their configuration."""
+    assert "mon1/prometheus" in deployed.before_second and "t1/lpnode" in deployed.before_second
+    assert all(value.split()[0] not in ("", "0") for value in deployed.before_second.values()), deployed.before_second
+    assert deployed.after_second == deployed.before_second
 
 
 def test_dry_run_shows_nothing_to_do(deployed):
@@ -122,6 +66,7 @@ def test_dry_run_shows_nothing_to_do(deployed):
     assert p.returncode == 0, output
     table = output.split("Detected changes:", 1)[1].split("Detected changes may not include", 1)[0]
     assert "lpnode running and enabled at boot" in table
+    assert "Prometheus running and enabled at boot" in table and "Alertmanager configuration" in table
     # A change is shown as "<hosts> (<names>)"; nothing to do is "-" in every column.
     assert not re.search(r"\b\d+ \(", table), table
 

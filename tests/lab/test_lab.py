@@ -143,7 +143,8 @@ def test_state_file_and_secrets(lab):
     raw = json.loads(lablib.state.path().read_text())
     assert raw["version"] == 1 and raw["ssh_user"] == "root" and raw["gateway"] == "10.77.0.1"
     assert [h["name"] for h in raw["hosts"]] == lab.names
-    for path in (lab.ssh_key, lab.orch_secret_file, lab.admin_token_file):
+    assert raw["alert_receiver_token_file"] == lab.alert_receiver_token_file
+    for path in (lab.ssh_key, lab.orch_secret_file, lab.admin_token_file, lab.alert_receiver_token_file):
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode == 0o600, f"{path}: {oct(mode)}"
         assert Path(path).read_text().strip()
@@ -182,6 +183,13 @@ def test_inventory_describes_the_lab(lab):
         assert d["address"] == h.address and d["lab"] is True
         if h.group == "transcoders":
             assert d["orchestrator"] == "o1"
+        if h.group == "monitoring":
+            # Short timings and a local receiver; the alert rules keep their own durations.
+            assert d["grafana"] is False and d["prometheus_scrape_interval"] == "5s"
+            assert d["prometheus_runbook_base"] == f"file://{REPO}/docs"
+            [page] = d["alertmanager_receivers"]["page"]
+            assert page["url"] == f"http://10.77.0.1:{lab_config.ALERT_RECEIVER_PORT}/page"
+            assert page["http_config"]["authorization"]["credentials_file"] == {"file": lab.alert_receiver_token_file}
 
 
 def test_pyinfra_connects_to_every_host(lab):

@@ -286,6 +286,33 @@ def test_alertmanager_config_with_only_a_page_receiver(tmp_path):
     run(tool("amtool"), "check-config", config)
 
 
+def test_alertmanager_route_timings_override_the_defaults(tmp_path):
+    """The lab's short timings: overrides per route, the other routes and keys untouched."""
+    config = alertmanager_config(tmp_path, receivers=SAMPLE_RECEIVERS, smtp=SAMPLE_SMTP, route_timings={
+        "default": {"group_wait": "5s"}, "page": {"group_wait": "5s", "group_interval": "10s"}})
+    run(tool("amtool"), "check-config", config)
+    text = config.read_text()
+    assert re.search(r"receiver: ticket\n.*\n.*\n  group_by: \[alertname, orchestrator\]\n  group_wait: 5s\n"
+                     r"  group_interval: 5m\n  repeat_interval: 12h\n", text)
+    assert "receiver: page\n      group_wait: 5s\n      group_interval: 10s\n      repeat_interval: 2h\n" in text
+    assert "receiver: ticket\n      group_wait: 2m\n      group_interval: 15m\n      repeat_interval: 24h\n" in text
+    assert "receiver: watchdog\n      group_wait: 0s\n      group_interval: 1m\n      repeat_interval: 1m\n" in text
+
+
+def test_the_deploy_renders_with_these_settings():
+    """roles._ops.render_monitoring (what the deploy uses) renders every template exactly as
+    the Jinja2 settings above do."""
+    from roles._ops import render_monitoring
+
+    cases = [(f"rules/{p.name}", {"runbook_base": RUNBOOK_BASE}) for p in RULES] + [
+        ("prometheus/expected-transcoders.yml.j2", {"hosts": SAMPLE_HOSTS}),
+        ("prometheus/prometheus.yml.j2", {"hosts": SAMPLE_HOSTS, "external_labels": {"fleet": "lab"}}),
+        ("alertmanager/alertmanager.yml.j2", {"receivers": SAMPLE_RECEIVERS, "smtp": SAMPLE_SMTP}),
+    ]
+    for template, context in cases:
+        assert render_monitoring(template, **context) == render(template, **context), template
+
+
 def test_alertmanager_routes_by_severity(tmp_path):
     config = alertmanager_config(tmp_path, receivers=SAMPLE_RECEIVERS, smtp=SAMPLE_SMTP)
     amtool = tool("amtool")

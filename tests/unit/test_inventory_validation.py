@@ -25,6 +25,13 @@ ALL = {
 }
 
 
+# What a monitoring host needs (tests/unit/test_inventory_monitoring.py checks it).
+MONITORING = {
+    "prometheus_runbook_base": "https://example.com/lpfleet/docs",
+    "alertmanager_receivers": {"page": [{"type": "webhook", "url": "http://10.0.0.99/page"}]},
+}
+
+
 def fleet(**changes):
     """A valid fleet; ``changes`` replaces whole groups."""
     groups = {
@@ -37,7 +44,7 @@ def fleet(**changes):
         "reward": [("r1", {"ssh_hostname": "10.0.0.41"})],
     }
     groups.update(changes)
-    return describe(groups, {"all": ALL})
+    return describe(groups, {"all": ALL, "monitoring": MONITORING})
 
 
 def messages(hosts, environ=ENV):
@@ -229,14 +236,15 @@ def test_host_name_counts_as_address_without_ssh_hostname():
 
 
 def test_admin_networks_required():
-    hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["mon1"]}, {})
+    hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["mon1"]},
+                     {"monitoring": MONITORING})
     [msg] = messages(hosts)
     assert msg.startswith("mon1: admin_networks is empty: the firewall would refuse every SSH login. Fix: set admin_networks")
 
 
 def test_admin_network_must_be_an_address():
     hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["mon1"]},
-                     {"all": {"admin_networks": ["office"]}})
+                     {"all": {"admin_networks": ["office"]}, "monitoring": MONITORING})
     assert messages(hosts) == ["mon1: admin_networks entry 'office' is not an IP address or network; nftables "
                                "rules need addresses (e.g. 192.0.2.10 or 192.0.2.0/24)"]
 
@@ -261,6 +269,12 @@ def test_check_raises_with_every_problem():
 # --------------------------------------------------------------------------- inventory/prod.py
 
 REPO = Path(__file__).resolve().parents[2]
+# The receiver secrets and Grafana password inventory/prod.py names.
+PROD_MONITORING_ENV = {
+    "LPFLEET_PAGERDUTY_ROUTING_KEY": "key", "LPFLEET_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/x",
+    "LPFLEET_WATCHDOG_URL": "https://hc-ping.example.net/x", "LPFLEET_SMTP_PASSWORD": "pw",
+    "LPFLEET_GRAFANA_ADMIN_PASSWORD": "pw",
+}
 
 
 @pytest.fixture
@@ -289,7 +303,7 @@ def test_prod_inventory_validates_once_the_operator_provides_the_secrets(prod_ho
     keystore_file.write_text("{}")
     keystore_file.chmod(0o600)
     monkeypatch.setenv("HOME", str(tmp_path))
-    env = {**ENV, "LPFLEET_KEYSTORE_PASSWORD": "pw"}
+    env = {**ENV, "LPFLEET_KEYSTORE_PASSWORD": "pw", **PROD_MONITORING_ENV}
     assert messages(prod_hosts, env) == []
 
 

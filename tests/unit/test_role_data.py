@@ -10,20 +10,26 @@ from pathlib import Path
 
 import pytest
 
+from roles.alertmanager import alertmanager
 from roles.common import common
+from roles.grafana import grafana
 from roles.node import node
+from roles.node_exporter import node_exporter
 from roles.nvidia import nvidia
+from roles.prometheus import prometheus
 
 GROUP_DATA = Path(__file__).resolve().parents[2] / "inventory" / "group_data"
 
 # (role, data prefix) as deploys/fleet.py maps them.
-ROLE_PREFIXES = ((common, ""), (node, "lpnode_"), (nvidia, "nvidia_"))
+ROLE_PREFIXES = ((common, ""), (node, "lpnode_"), (nvidia, "nvidia_"), (node_exporter, "node_exporter_"),
+                 (prometheus, "prometheus_"), (alertmanager, "alertmanager_"), (grafana, "grafana_"))
 
 # Read by deploys/fleet.py and inventory/validate.py themselves, or by pyinfra.
 FLEET_KEYS = {
     "admin_networks", "address", "orchestrator", "nvidia", "ssh_port", "ssh_user", "ssh_hostname",
     "orch_secret_env", "orch_secret_file", "admin_token_env", "admin_token_file",
     "keystore_path", "keystore_password_env", "keystore_password_file",
+    "grafana", "grafana_admin_password_env", "grafana_admin_password_file", "expected_transcoders",
 }
 
 

@@ -1,5 +1,3 @@
-# Not collected yet (no test_ prefix): it needs Prometheus on mon1, which the monitoring deploy
-# (issue 5, part B) brings. Rename to test_dashboard_queries.py when that lands.
 """Every Grafana panel query returns data from the lab's Prometheus after a test stream.
 
     .venv/bin/python -m pytest tests/lab/test_dashboard_queries.py -q
@@ -14,10 +12,10 @@ in the way Grafana would, against the Prometheus the monitoring deploy runs on m
 - range queries (time series panels) must return at least one series with a finite value over
   the last 10 minutes; instant queries (stat and table panels) at least one series now;
 - the GPU panels need a transcoder with -nvidia: without one in the lab their queries must
-  still be accepted by Prometheus, and they are reported as skipped.
+  still be accepted by Prometheus and return nothing.
 
-Needs the monitoring deploy (Prometheus, its rules including the inventory's expected
-transcoders, node exporters) on the lab; without Prometheus on mon1 it fails saying so.
+Runs on the deployed lab (the session's `deployed` fixture: Prometheus, its rules including the
+inventory's expected transcoders, node exporters); without Prometheus on mon1 it fails saying so.
 """
 
 from __future__ import annotations
@@ -28,12 +26,12 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .monitoring_api import Prometheus
 
 pytestmark = pytest.mark.lab
 
@@ -44,36 +42,7 @@ PROMETHEUS_PORT = 9090
 ORCH = "o1"
 WINDOW_S = 600            # how far back range queries look
 STEP_S = 15
-RATE_INTERVAL = "1m"      # Grafana's $__rate_interval for a 15 s scrape interval
-
-
-class Prometheus:
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-
-    def get(self, path: str, **params) -> dict:
-        query = urllib.parse.urlencode(params, doseq=True)
-        try:
-            with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=30) as resp:
-                body = json.load(resp)
-        except urllib.error.HTTPError as exc:   # Prometheus answers bad queries with 400 + JSON
-            body = json.load(exc)
-        return body
-
-    def instant(self, expr: str) -> dict:
-        return self.get("/api/v1/query", query=expr)
-
-    def range(self, expr: str, seconds: int = WINDOW_S) -> dict:
-        end = time.time()
-        return self.get("/api/v1/query_range", query=expr, start=end - seconds, end=end, step=STEP_S)
-
-    def value(self, expr: str) -> float | None:
-        result = self.instant(expr).get("data", {}).get("result", [])
-        return float(result[0]["value"][1]) if result else None
-
-    def label_values(self, selector: str, label: str) -> list[str]:
-        series = self.get("/api/v1/series", **{"match[]": selector}).get("data", [])
-        return sorted({s[label] for s in series if label in s})
+RATE_INTERVAL = "1m"      # Grafana's $__rate_interval for a 15 s scrape interval (the lab's 5 s fits too)
 
 
 # -- collected at import: one test per panel query ------------------------------------------------
@@ -91,11 +60,8 @@ def _panel_targets():
 
 
 @pytest.fixture(scope="module")
-def prometheus(lab) -> Prometheus:
-    try:
-        address = lab.host(MONITORING_HOST).address
-    except Exception:
-        address = "10.77.0.31"
+def prometheus(lab, deployed) -> Prometheus:
+    address = lab.host(MONITORING_HOST).address
     prom = Prometheus(f"http://{address}:{PROMETHEUS_PORT}")
     try:
         urllib.request.urlopen(f"{prom.url}/-/ready", timeout=5).read()
@@ -175,7 +141,7 @@ def lab_has_gpu(prometheus, streamed) -> bool:
 def test_panel_query_returns_data(prometheus, variable_values, lab_has_gpu, name, dashboard, panel, target):
     expr = _fill(target["expr"], variable_values[name])
     instant = target.get("instant", False)
-    answer = prometheus.instant(expr) if instant else prometheus.range(expr)
+    answer = prometheus.instant(expr) if instant else prometheus.range(expr, WINDOW_S, STEP_S)
     assert answer.get("status") == "success", \
         f"Prometheus refused the query of {panel['title']!r}:\n{expr}\n{answer.get('error')}"
     result = answer["data"]["result"]
@@ -183,7 +149,10 @@ def test_panel_query_returns_data(prometheus, variable_values, lab_has_gpu, name
         has_data = bool(result)
     else:
         has_data = any(math.isfinite(float(v)) for series in result for _, v in series["values"])
-    if not has_data and "lpnode_gpu_" in expr and not lab_has_gpu:
-        pytest.skip("no transcoder with -nvidia in the lab: the query is valid, there is no GPU data")
+    if "lpnode_gpu_" in expr and not lab_has_gpu:
+        # No transcoder has -nvidia in the lab: Prometheus accepted the query (above), and GPU
+        # panels must then show nothing rather than made-up figures.
+        assert not has_data, f"{panel['title']!r}: GPU data without a GPU:\n{expr}\n{result}"
+        return
     assert has_data, (f"{panel['title']!r}: no data " + ("now" if instant else f"in the last {WINDOW_S} s")
                       + f":\n{expr}\n{result}")
