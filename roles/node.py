@@ -65,6 +65,7 @@ def config_flags(
     admin_token_path: str | None = ADMIN_TOKEN_PATH,
     extra_flags: dict[str, str | int | bool] | None = None,
     host_name: str = "lpnode",
+    transcoder_name: str | None = None,
 ) -> list[tuple[str, str | int | bool]]:
     """The (flag, value) lines of lpnode's config file; ``True`` is a bare boolean flag."""
     if role not in ROLES:
@@ -86,6 +87,10 @@ def config_flags(
             flags.append(("orchAddr", orch_addr))
         if gpus:
             flags.append(("nvidia", gpus))
+        # The orchestrator labels this transcoder's metrics with it: the inventory name, so
+        # dashboards and alerts find it whatever the host calls itself.
+        if transcoder_name:
+            flags.append(("transcoderName", transcoder_name))
     flags += [
         ("network", "offchain"),
         ("orchSecret", orch_secret_path),
@@ -204,7 +209,7 @@ def node(
             price_per_unit=price_per_unit, pixels_per_unit=pixels_per_unit,
             service_port=service_port, cli_port=cli_port, gpus=gpus, verbosity=verbosity,
             admin_token_path=ADMIN_TOKEN_PATH if admin_token else None, extra_flags=extra_flags,
-            host_name=host.name,
+            host_name=host.name, transcoder_name=f"{host.name}:{cli_port}",
         ),
     )
     unit = files.template(

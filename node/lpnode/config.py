@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
+from lpnode.net.headers import TRANSCODER_NAME_PATTERN
+
 ENV_PREFIX = "LP"
 
 # go-livepeer's well-known ports (cmd/livepeer/starter).
@@ -153,6 +155,13 @@ def _split_host_port(addr: str) -> tuple[str, str | None]:
     return host, (port if sep else None)
 
 
+def _parse_transcoder_name(raw: str) -> str | None:
+    if raw and not re.fullmatch(TRANSCODER_NAME_PATTERN, raw):
+        raise ValueError("up to 100 letters, digits and ._:@[]- starting with a letter or "
+                         "digit, e.g. gpu-host-3")
+    return raw or None
+
+
 def _check_addr(addr: str) -> str:
     """Validate ``host[:port]`` (either part may be empty) and return it unchanged."""
     if any(c.isspace() or c in "/?#@" for c in addr):
@@ -275,6 +284,10 @@ _FLAGS: tuple[_Flag, ...] = (
           "lpnode: PEM private key for -tlsCertFile."),
     _Flag("adminTokenFile", "path", "admin_token_file", _optional_str, None, "", "Network and addresses",
           "lpnode: file holding the admin token for the CLI API on -cliAddr."),
+    _Flag("transcoderName", "name", "transcoder_name", _parse_transcoder_name, None, "",
+          "Orchestrator/transcoder link",
+          "lpnode: the name this transcoder gives orchestrators, which label its metrics with it "
+          "(default: host name:-cliAddr port). Letters, digits and ._:@[]- only."),
     _Flag("maxSessions", "int|auto", "max_sessions", _parse_max_sessions, DEFAULT_MAX_SESSIONS, "10",
           "Transcoding",
           "Orchestrator: most concurrent transcoding sessions; transcoder: its capacity. "
@@ -413,6 +426,7 @@ class NodeConfig:
     datadir: str = field(default_factory=lambda: default_datadir(os.environ, "offchain"))
     verbosity: int = DEFAULT_VERBOSITY
     admin_token_file: str | None = None
+    transcoder_name: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     config_file: str | None = None

@@ -53,9 +53,10 @@ def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = N
 
 
 def transcoder_name(cfg: NodeConfig) -> str:
-    """How this transcoder names itself to orchestrators: host name and admin port, unique per
-    process on a host and the same across reconnects and restarts (its metric label there)."""
-    return f"{socket.gethostname()}:{split_host_port(cfg.cli_addr)[1]}"
+    """How this transcoder names itself to orchestrators (its metric label there):
+    -transcoderName, else host name and admin port, unique per process on a host and the same
+    across reconnects and restarts."""
+    return cfg.transcoder_name or f"{socket.gethostname()}:{split_host_port(cfg.cli_addr)[1]}"
 
 
 def advertised_uri(cfg: NodeConfig, listen: str) -> str:

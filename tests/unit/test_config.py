@@ -524,3 +524,11 @@ def test_operator_docs_cover_every_flag() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "flags.md").read_text()
     for flag in [*FLAG_TO_FIELD, *UNSUPPORTED_FLAGS, "version", "help"]:
         assert f"`-{flag}`" in docs, flag
+
+
+def test_transcoder_name_is_checked_for_use_as_a_label() -> None:
+    cfg = parse_node_flags(["-transcoder", "-orchAddr", "10.0.0.1:8935", "-orchSecret", "s",
+                            "-transcoderName", "gpu-host-3:7935"], {})
+    assert cfg.transcoder_name == "gpu-host-3:7935"
+    with pytest.raises(FlagError, match="-transcoderName"):
+        parse_node_flags(["-transcoder", "-transcoderName", 'x"} 1'], {})

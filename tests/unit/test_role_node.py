@@ -55,7 +55,8 @@ def installed_facts(wheel_dir: Path, **kwargs) -> dict:
     """A host where the previous run installed exactly this build and config."""
     role = kwargs.get("role", "transcoder")
     config = render("lpnode.conf.j2", role=role, host_name="t1",
-                    flags=config_flags(role, kwargs.get("address", "10.77.0.21"), orch_addr="10.77.0.11:8935"))
+                    flags=config_flags(role, kwargs.get("address", "10.77.0.21"), orch_addr="10.77.0.11:8935",
+                                      host_name="t1", transcoder_name="t1:7935"))
     unit = render("lpnode.service.j2", role=role, service_user="lpnode", venv="/opt/lpnode/venv",
                   config_path="/etc/lpnode/lpnode.conf", restart_sec=5, gpu=False,
                   reloadable="orchestrator" in role)
@@ -175,3 +176,13 @@ def test_changed_secret_restarts_a_transcoder(built):
 def test_transcoder_needs_its_orchestrator(built):
     with pytest.raises(DeployError, match="needs its orchestrator's address"):
         run(orch_addr=None)
+
+
+def test_transcoder_is_named_after_its_inventory_host():
+    """The orchestrator labels the transcoder's metrics with -transcoderName: the inventory name
+    the dashboards and alerts know it by."""
+    flags = dict(config_flags("transcoder", "10.77.0.21", orch_addr="10.77.0.11:8935",
+                              host_name="t1", transcoder_name="t1:7935"))
+    assert flags["transcoderName"] == "t1:7935"
+    assert "transcoderName" not in dict(config_flags("orchestrator", "10.77.0.11", host_name="o1",
+                                                     transcoder_name="o1:7935"))

@@ -8,12 +8,12 @@ import secrets
 import time
 
 from lpnode.core.tasks import Task, TaskResult, TaskTimeout, TranscoderGone
+from lpnode.net import headers
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import set_segment_profiles
 
 
-# What a transcoder may call itself: it ends up in Prometheus labels and logs.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,99}")
+_NAME = re.compile(headers.TRANSCODER_NAME_PATTERN)
 
 
 def transcoder_name(claimed: str | None) -> str | None:

@@ -15,6 +15,8 @@ HEARTBEAT_MD = "lpnode-heartbeat"
 # The transcoder's name for itself (host:admin port), which stays the same across reconnects,
 # unlike its address; the orchestrator labels the transcoder's metrics with it.
 TRANSCODER_NAME_MD = "lpnode-transcoder-name"
+# What a transcoder may call itself: it ends up in Prometheus labels and logs.
+TRANSCODER_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,99}"
 TRANSCODER_ID_MD = "lpnode-transcoder-id"
 HEARTBEAT_RPC = "/lpnode.Transcoder/Heartbeat"
 DRAIN_RPC = "/lpnode.Transcoder/Drain"
