@@ -277,8 +277,9 @@ class CurlPoster:
                               (pycurl.NOSIGNAL, 1), (pycurl.TIMEOUT, 30)):
             self._curl.setopt(option, value)
 
-    def _post(self, url: str, request_headers: dict[str, str],
-              data: bytes) -> tuple[int, bytes, str | None, float]:
+    def post(self, url: str, request_headers: dict[str, str],
+             data: bytes) -> tuple[int, bytes, str | None, float]:
+        """Blocking POST: status, body, the transcoder-time header, libcurl's round trip (s)."""
         body = BytesIO()
         transcoder_time: list[str] = []
         prefix = wire.TRANSCODER_TIME.lower().encode() + b":"
@@ -307,10 +308,11 @@ class CurlPoster:
         url, request_headers = segment_request(info, manifest, seq, data, work.profiles,
                                                round(SEGMENT_S * 1000))
         status, body, transcoder_time, total = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._post, url, request_headers, data)
+            self._executor, self.post, url, request_headers, data)
         return (*segment_result(status, body, transcoder_time), total)
 
-    def _get(self, url: str) -> tuple[int, bytes]:
+    def get(self, url: str) -> tuple[int, bytes, float]:
+        """Blocking GET: status, body, libcurl's round trip (s)."""
         body = BytesIO()
         c = self._curl
         c.setopt(pycurl.URL, url)
@@ -319,11 +321,11 @@ class CurlPoster:
         c.setopt(pycurl.WRITEDATA, body)
         c.setopt(pycurl.HEADERFUNCTION, lambda line: None)
         c.perform()
-        return c.getinfo(pycurl.RESPONSE_CODE), body.getvalue()
+        return c.getinfo(pycurl.RESPONSE_CODE), body.getvalue(), c.getinfo(pycurl.TOTAL_TIME)
 
     async def download(self, url: str) -> bytes:
-        status, body = await asyncio.get_running_loop().run_in_executor(self._executor,
-                                                                        self._get, url)
+        status, body, _ = await asyncio.get_running_loop().run_in_executor(self._executor,
+                                                                           self.get, url)
         if status != 200:
             raise RuntimeError(f"GET {url}: HTTP {status}")
         return body
@@ -465,10 +467,9 @@ def measure_curl_floor(addr: str, body: bytes, rounds: int = 30) -> Floor:
         poster = CurlPoster(executor)
         try:
             for _ in range(rounds + 2):
-                poster._get(f"https://{addr}/stream/floor-probe.ts")
-                gets.append(poster._curl.getinfo(pycurl.TOTAL_TIME) * 1000)
-                status, _, _, total = poster._post(f"https://{addr}/segment",
-                                                   {"Content-Type": "video/MP2T"}, body)
+                gets.append(poster.get(f"https://{addr}/stream/floor-probe.ts")[2] * 1000)
+                status, _, _, total = poster.post(f"https://{addr}/segment",
+                                                  {"Content-Type": "video/MP2T"}, body)
                 if status != 403:
                     raise RuntimeError(f"floor probe: expected 403, got {status}")
                 posts.append(total * 1000)

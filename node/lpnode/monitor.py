@@ -133,7 +133,6 @@ class NodeMetrics:
         self.registry.register(_PoolCollector(self.node_type, snapshot, session_limit))
 
 
-
 def transcoder_labels(workers: list[WorkerSnapshot]) -> list[tuple[str, WorkerSnapshot]]:
     """Each transcoder's ``transcoder`` label: its name, or for a second registration under a
     name already taken (a transcoder reconnecting before its old stream is noticed gone, or two
@@ -160,11 +159,12 @@ class _PoolCollector(Collector):
         offered = sum(w.capacity for w in workers)
         # What the orchestrator will actually accept: the 85%-of-capacity alert divides by it.
         accepted = offered if self._limit is None else min(offered, self._limit)
+        sessions = sum(w.load for w in workers)
         total = {
             "livepeer_transcoders_number": ("Transcoders connected", len(workers)),
             "livepeer_transcoders_capacity": ("Sum of the transcoders' -maxSessions", offered),
-            "livepeer_transcoders_load": ("Sessions on transcoders", sum(w.load for w in workers)),
-            "livepeer_current_sessions_total": ("Live sessions", sum(w.load for w in workers)),
+            "livepeer_transcoders_load": ("Sessions on transcoders", sessions),
+            "livepeer_current_sessions_total": ("Live sessions", sessions),
             "livepeer_max_sessions_total": ("Sessions the orchestrator accepts: its "
                                             "transcoders' capacity, capped by its own "
                                             "-maxSessions", accepted),

@@ -52,7 +52,7 @@ def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = N
     return cfg
 
 
-def transcoder_name(cfg: NodeConfig) -> str:
+def advertised_transcoder_name(cfg: NodeConfig) -> str:
     """How this transcoder names itself to orchestrators (its metric label there):
     -transcoderName, else host name and admin port, unique per process on a host and the same
     across reconnects and restarts."""
@@ -180,7 +180,7 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Ru
     capacity = cfg.max_sessions or 1
     node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), capacity,
                           metrics=metrics, gpus=[g.index for g in gpus],
-                          name=transcoder_name(cfg))
+                          name=advertised_transcoder_name(cfg))
     drained: list[asyncio.Task] = []
 
     def status() -> dict[str, Any]:

@@ -41,4 +41,4 @@ def test_without_gpus_segments_run_on_the_cpu(monkeypatch):
     r = SegmentRunner(capacity=1)
     asyncio.run(r.transcode(b"", []))
     r.close()
-    assert not r.nvidia and seen == [(False, None)]
+    assert seen == [(False, None)] and r.running() == {}

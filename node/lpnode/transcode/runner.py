@@ -21,10 +21,6 @@ class SegmentRunner:
         self._executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="transcode")
         self._running = dict.fromkeys(gpus, 0)
 
-    @property
-    def nvidia(self) -> bool:
-        return bool(self._running)
-
     def running(self) -> dict[int, int]:
         """Segments running now, per GPU index."""
         return dict(self._running)
