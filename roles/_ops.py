@@ -5,6 +5,7 @@ services that Debian packages install."""
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import functools
 import posixpath
@@ -129,10 +130,13 @@ def validated_put(
             for line in generate_color_diff([line + "\n" for line in current or []],
                                             content.splitlines(keepends=True)):
                 logger.info("  %s", line)
-    directory = posixpath.dirname(dest)
-    candidate = posixpath.join(directory, f".{posixpath.basename(dest)}.lpfleet-new")
-    yield from files.directory._inner(path=directory, _no_check_owner_mode=True, _no_fail_on_link=True)
-    yield from put_commands(BytesIO(content.encode()), candidate, None, user, group, mode)
+    candidate = _candidate(dest)
+    yield from files.directory._inner(path=posixpath.dirname(dest), _no_check_owner_mode=True,
+                                      _no_fail_on_link=True)
+    if secret:
+        yield install_from_stdin(content.encode(), candidate, user, group, mode)
+    else:
+        yield from put_commands(BytesIO(content.encode()), candidate, None, user, group, mode)
     check = validate.format(path=shlex.quote(candidate))
     failed = f"lpfleet: {dest} not updated: the new version failed `{validate.format(path=candidate)}`"
     yield StringCommand(f"{check} || {{ echo {shlex.quote(failed)} >&2; rm -f {shlex.quote(candidate)}; exit 1; }}")
@@ -163,6 +167,39 @@ def put_commands(src: str | IO[bytes], dest: str, have: tuple | None, user: str,
         yield StringCommand(f"chown {shlex.quote(user)}:{shlex.quote(group)} {shlex.quote(dest)}")
     if have is None or have[1] != int(mode):
         yield StringCommand(f"chmod {mode} {shlex.quote(dest)}")
+
+
+def install_from_stdin(data: bytes, path: str, user: str, group: str, mode: str,
+                       then: str = "") -> StringCommand:
+    """A command that writes ``data``, a secret, to ``path``, created with ``mode`` and its
+    owner; ``then`` runs after it if it succeeded. The bytes travel on the command's stdin:
+    pyinfra's upload would first put them in a file in /tmp (with ``_sudo``, created with the
+    SFTP server's umask, so readable by every local user until it is moved)."""
+    command = (f"base64 -d | install -m {shlex.quote(mode)} -o {shlex.quote(user)} "
+               f"-g {shlex.quote(group)} /dev/stdin {shlex.quote(path)}")
+    # base64: pyinfra writes stdin as lines and would add a newline the secret lacks.
+    return StringCommand(f"{command} && {then}" if then else command,
+                         _stdin=base64.b64encode(data).decode())
+
+
+def put_secret_commands(data: bytes, dest: str, have: tuple | None, user: str, group: str, mode: str):
+    """``put_commands`` for a secret: written through ``install_from_stdin`` to a candidate
+    next to ``dest`` and moved over it, so ``dest`` is never half-written."""
+    if have is None or have[0] != get_file_sha1(BytesIO(data)):
+        candidate = _candidate(dest)
+        yield install_from_stdin(data, candidate, user, group, mode,
+                                 then=f"mv -f {shlex.quote(candidate)} {shlex.quote(dest)}")
+        return
+    if have[2:] != (user, group):
+        yield StringCommand(f"chown {shlex.quote(user)}:{shlex.quote(group)} {shlex.quote(dest)}")
+    if have[1] != int(mode):
+        yield StringCommand(f"chmod {mode} {shlex.quote(dest)}")
+
+
+def _candidate(dest: str) -> str:
+    """Where a new version of ``dest`` is written first: beside it, so that it shares its
+    directory's protection and the final ``mv`` is atomic."""
+    return posixpath.join(posixpath.dirname(dest), f".{posixpath.basename(dest)}.lpfleet-new")
 
 
 @operation()

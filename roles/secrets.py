@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 from pyinfra import host
@@ -19,7 +18,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import File, Sha1File
 from pyinfra.operations import files
 
-from roles._ops import put_commands
+from roles._ops import put_secret_commands
 
 CONFIG_DIR = "/etc/lpnode"
 ORCH_SECRET_PATH = f"{CONFIG_DIR}/orchSecret"
@@ -100,7 +99,7 @@ def secret_file(
         data = normalise_token(data, newline)
     remote = host.get_fact(File, path=dest)
     have = (host.get_fact(Sha1File, path=dest), remote["mode"], remote["user"], remote["group"]) if remote else None
-    yield from put_commands(BytesIO(data), dest, have, user, group, mode)
+    yield from put_secret_commands(data, dest, have, user, group, mode)
 
 
 @dataclass

@@ -11,6 +11,7 @@ and global arguments (``_if`` and friends). Nothing connects anywhere and nothin
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,12 @@ class PreparedOp:
     commands: list[str]
     global_arguments: dict[str, Any]
     uploads: list[tuple[Any, str]] = field(default_factory=list)  # (src, dest)
+    stdin: list[Any] = field(default_factory=list)  # what commands get on stdin (_stdin)
+
+    def secret(self) -> bytes:
+        """The bytes of the one secret this op writes (on stdin, roles._ops.install_from_stdin)."""
+        [data] = self.stdin
+        return base64.b64decode(data)
 
     @property
     def conditional(self) -> bool:
@@ -121,10 +128,12 @@ def prepare(
         for op_hash in host.op_hash_order:
             meta = state.get_op_meta(op_hash)
             op_data = state.get_op_data_for_host(host, op_hash)
-            commands, uploads = [], []
+            commands, uploads, stdin = [], [], []
             for command in op_data.command_generator():
                 if isinstance(command, StringCommand):
                     commands.append(command.get_raw_value())
+                    if command.connector_arguments.get("_stdin") is not None:
+                        stdin.append(command.connector_arguments["_stdin"])
                 elif isinstance(command, FileUploadCommand):
                     uploads.append((command.src, command.dest))
                     commands.append(f"<upload {command.dest}>")
@@ -137,5 +146,6 @@ def prepare(
                 commands=commands,
                 global_arguments=dict(op_data.global_arguments),
                 uploads=uploads,
+                stdin=stdin,
             ))
     return ops, result

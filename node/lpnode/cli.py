@@ -12,6 +12,7 @@ import uvloop
 from lpnode import __version__
 from lpnode.config import FlagError, HelpRequested, VersionRequested, parse_node_flags
 from lpnode.secret import SecretError
+from lpnode.server.listen import StartupError
 from lpnode.transcode.gpu import GpuPreflightError
 
 SUBCOMMANDS = ("test-stream",)
@@ -49,13 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.orchestrator:
             # uvloop takes a third off the orchestrator's CPU per segment (docs/benchmarks.md).
             # Transcoders stay on asyncio's own loop, which is what grpc.aio supports.
-            uvloop.run(run_node(cfg))
-        else:
-            asyncio.run(run_node(cfg))
-    except (SecretError, GpuPreflightError) as exc:
+            return uvloop.run(run_node(cfg))
+        return asyncio.run(run_node(cfg))
+    except (SecretError, GpuPreflightError, StartupError) as exc:
         logging.getLogger("lpnode").error("%s", exc)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
+from lpnode.net import address
 from lpnode.net.headers import TRANSCODER_NAME_PATTERN
 
 ENV_PREFIX = "LP"
@@ -137,24 +138,6 @@ def parse_duration(raw: str) -> timedelta:
     return -value if negative else value
 
 
-def _split_host_port(addr: str) -> tuple[str, str | None]:
-    """Split ``host[:port]``; an IPv6 host needs brackets and keeps them."""
-    if addr.startswith("["):
-        end = addr.find("]")
-        if end < 0:
-            raise ValueError("unclosed '[' in IPv6 address")
-        host, rest = addr[: end + 1], addr[end + 1 :]
-        if not rest:
-            return host, None
-        if not rest.startswith(":"):
-            raise ValueError("expected host:port")
-        return host, rest[1:]
-    if addr.count(":") > 1:
-        raise ValueError("an IPv6 address needs brackets, e.g. [::1]:8935")
-    host, sep, port = addr.partition(":")
-    return host, (port if sep else None)
-
-
 def _parse_transcoder_name(raw: str) -> str | None:
     if raw and not re.fullmatch(TRANSCODER_NAME_PATTERN, raw):
         raise ValueError("up to 100 letters, digits and ._:@[]- starting with a letter or "
@@ -162,25 +145,27 @@ def _parse_transcoder_name(raw: str) -> str | None:
     return raw or None
 
 
-def _check_addr(addr: str) -> str:
+def _check_addr(addr: str, lowest_port: int = 1) -> str:
     """Validate ``host[:port]`` (either part may be empty) and return it unchanged."""
     if any(c.isspace() or c in "/?#@" for c in addr):
         raise ValueError("expected host[:port], e.g. 0.0.0.0:8935")
-    _, port = _split_host_port(addr)
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise ValueError("the port must be a number from 1 to 65535")
+    _, port = address.split(addr)
+    if port is not None and not (port.isdigit() and lowest_port <= int(port) <= 65535):
+        raise ValueError(f"the port must be a number from {lowest_port} to 65535")
     return addr
+
+
+def _check_listen_addr(addr: str) -> str:
+    """A listening address: port 0 asks for any free port (the node logs the one it got)."""
+    return _check_addr(addr, lowest_port=0)
 
 
 def _default_addr(addr: str, default_host: str, default_port: int) -> str:
     """go-livepeer's defaultAddr: fill in whichever of host and port is missing."""
     if addr == "":
         return f"{default_host}:{default_port}"
-    host, port = _split_host_port(addr)
-    return f"{host or default_host}:{port or default_port}"
-
-
-_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+    host, port = address.split(addr)
+    return address.join(host or default_host, port or default_port)
 
 
 def _parse_orch_addr(raw: str) -> tuple[str, ...]:
@@ -190,7 +175,7 @@ def _parse_orch_addr(raw: str) -> tuple[str, ...]:
         if not item:
             continue  # tolerate "a,b," rather than turn it into 127.0.0.1:8935 as Go does
         # go-livepeer parses each entry as a URL and keeps only host:port.
-        item = _SCHEME.sub("", item, count=1).rstrip("/")
+        item = address.strip_scheme(item)
         _check_addr(item)
         addrs.append(_default_addr(item, "127.0.0.1", ORCHESTRATOR_RPC_PORT))
     if not addrs:
@@ -207,7 +192,7 @@ def _parse_service_addr(raw: str) -> str | None:
         raise ValueError(
             "'none' (no service address) needs -nodes, which lpnode does not support; give host[:port]"
         )
-    _check_addr(_SCHEME.sub("", value, count=1))
+    _check_addr(address.strip_scheme(value))
     return value
 
 
@@ -264,6 +249,10 @@ _FLAGS: tuple[_Flag, ...] = (
           "Orchestrator/transcoder link",
           "lpnode: after the -orchSecret file is rotated (SIGHUP), "
           "how long the previous secret is still accepted."),
+    _Flag("orchCert", "path", "orch_cert", _optional_str, None, "", "Orchestrator/transcoder link",
+          "lpnode: transcoder: the orchestrators' TLS certificates (PEM, one or more); every "
+          "connection is checked against them and the orchSecret is never sent to a server "
+          "that does not present one. Without it any certificate is trusted, as in go-livepeer."),
     _Flag("orchAddr", "host:port,...", "orch_addr", _parse_orch_addr, (), "", "Orchestrator/transcoder link",
           "Transcoder: comma-separated orchestrator addresses host[:port] (port 8935 if omitted)."),
     _Flag("network", "string", "network", str, "offchain", "offchain", "Network and addresses",
@@ -271,12 +260,13 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("serviceAddr", "host:port", "service_addr", _parse_service_addr, None, "", "Network and addresses",
           "Orchestrator: public host[:port] gateways use to reach this node, "
           "advertised as https://<serviceAddr>."),
-    _Flag("httpAddr", "host:port", "http_addr", _check_addr, "", "", "Network and addresses",
+    _Flag("httpAddr", "host:port", "http_addr", _check_listen_addr, "", "", "Network and addresses",
           "Orchestrator: address to listen on for gateways and remote transcoders "
-          "(default: all interfaces, port of -serviceAddr or 8935)."),
-    _Flag("cliAddr", "host:port", "cli_addr", _check_addr, "", "", "Network and addresses",
+          "(default: all interfaces, port of -serviceAddr or 8935; port 0: any free port, logged)."),
+    _Flag("cliAddr", "host:port", "cli_addr", _check_listen_addr, "", "", "Network and addresses",
           "Address of the local CLI/admin HTTP API "
-          "(default: 127.0.0.1:7935 for an orchestrator, 127.0.0.1:6935 for a transcoder)."),
+          "(default: 127.0.0.1:7935 for an orchestrator, 127.0.0.1:6935 for a transcoder; "
+          "port 0: any free port, logged)."),
     _Flag("tlsCertFile", "path", "tls_cert_file", _optional_str, None, "", "Network and addresses",
           "lpnode: PEM certificate for -httpAddr (with -tlsKeyFile); "
           "default: a self-signed pair kept in -dataDir."),
@@ -414,6 +404,7 @@ class NodeConfig:
     orch_secret: str | None = field(default=None, repr=False)
     orch_secret_grace: timedelta = DEFAULT_ORCH_SECRET_GRACE
     orch_addr: tuple[str, ...] = ()
+    orch_cert: str | None = None
     service_addr: str | None = None
     http_addr: str | None = None
     cli_addr: str = ""
@@ -449,7 +440,7 @@ class NodeConfig:
         """The URI advertised to gateways, as go-livepeer builds it from -serviceAddr."""
         if self.service_addr is None:
             return None
-        return self.service_addr if _SCHEME.match(self.service_addr) else f"https://{self.service_addr}"
+        return self.service_addr if address.has_scheme(self.service_addr) else f"https://{self.service_addr}"
 
     def _resolved_cli_addr(self) -> str:
         port = ORCHESTRATOR_CLI_PORT if self.orchestrator else TRANSCODER_CLI_PORT
@@ -463,7 +454,7 @@ class NodeConfig:
         if self.service_addr is not None:
             # go-livepeer listens on the advertised port by default; with no port there it picks
             # a random one, lpnode uses 8935 instead.
-            port = _split_host_port(_SCHEME.sub("", self.service_addr, count=1))[1] or port
+            port = address.split(address.strip_scheme(self.service_addr))[1] or port
         return _default_addr(self.http_addr or "", "0.0.0.0", int(port))
 
     def _validate(self) -> None:
@@ -675,7 +666,8 @@ def parse_node_flags(argv: Sequence[str], environ: Mapping[str, str]) -> NodeCon
     network = str(kwargs["network"])
     datadir = str(kwargs["datadir"])
     kwargs["datadir"] = _expand_home(datadir, environ) if datadir else default_datadir(environ, network)
-    for path_field in ("admin_token_file", "tls_cert_file", "tls_key_file", "config_file"):
+    for path_field in ("admin_token_file", "tls_cert_file", "tls_key_file", "config_file",
+                       "orch_cert"):
         if isinstance(kwargs[path_field], str):
             kwargs[path_field] = _expand_home(str(kwargs[path_field]), environ)
     return NodeConfig(**kwargs)  # type: ignore[arg-type]

@@ -38,6 +38,14 @@ _KNOWN_ERROR_CODES = {
     "trcr": ("TranscodeError",),
 }
 
+# Refusals exported at 0 from the start, for the same reason.
+_KNOWN_REFUSALS = {
+    "orch": (("segment", "malformed_header"), ("segment", "bad_auth_token"),
+             ("segment", "hash_mismatch"), ("segment", "capability_mismatch"),
+             ("segment", "capped"), ("segment", "shutting_down"),
+             ("transcoder", "invalid_secret"), ("results", "invalid_secret")),
+}
+
 
 class NodeMetrics:
     def __init__(self, node_type: str) -> None:
@@ -66,6 +74,12 @@ class NodeMetrics:
             "its transcoder had it", labels,
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry).labels(node_type)
+        self._refusals = Counter(
+            "lpnode_refusals_total",
+            "Requests refused: what was refused (segment, transcoder, results, admin) and why",
+            ["node_type", "what", "reason"], registry=self.registry)
+        for what, reason in _KNOWN_REFUSALS.get(node_type, ()):
+            self._refusals.labels(node_type, what, reason)
         self.retries = Counter(
             "lpnode_segment_retries_total", "Segments sent to another transcoder after one was lost",
             labels, registry=self.registry).labels(node_type)
@@ -91,6 +105,9 @@ class NodeMetrics:
         self._tls_expiry: Gauge | None = None
         # process_start_time_seconds (restart loops), CPU, memory, file descriptors.
         ProcessCollector(registry=self.registry)
+
+    def refused(self, what: str, reason: str) -> None:
+        self._refusals.labels(self.node_type, what, reason).inc()
 
     def failed(self, error_code: str) -> None:
         self._failed.labels(self.node_type, error_code).inc()

@@ -9,7 +9,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,22 +23,29 @@ from lpnode.core.credentials import SharedSecret
 from lpnode.core.local import LocalTranscoder
 from lpnode.core.orchestrator import Orchestrator, Price
 from lpnode.monitor import NodeMetrics
-from lpnode.net.channel import split_host_port
+from lpnode.net.address import join, split_host_port
+from lpnode.net.channel import Trust
 from lpnode.secret import load_orch_secret, read_secret_file
 from lpnode.server import h2window
 from lpnode.server.admin import AdminApp
 from lpnode.server.service import ServiceApp
-from lpnode.server.tls import ensure_self_signed
+from lpnode.server.listen import StartupError, bind, bound_address
+from lpnode.server.tls import check_pair, ensure_self_signed
+from lpnode.supervisor import Supervisor, describe
 from lpnode.transcode.gpu import GpuInfo, preflight, session_budget_warning
 from lpnode.transcoder.worker import TranscoderNode
 
 log = logging.getLogger("lpnode")
 
 
-def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = None) -> HypercornConfig:
+def _hypercorn(sock: socket.socket, certfile: Path | None = None,
+              keyfile: Path | None = None) -> HypercornConfig:
     cfg = HypercornConfig()
-    cfg.bind = [bind]
+    # The node bound the socket itself (server/listen.py); Hypercorn serves it.
+    cfg.bind = [f"fd://{sock.detach()}"]
     cfg.accesslog = None
+    # Hypercorn's own handler would print every line twice next to lpnode's.
+    cfg.errorlog = logging.getLogger("hypercorn.error")
     cfg.include_server_header = False
     # Transcoders hold one long stream open; it must not count as an idle connection.
     cfg.keep_alive_timeout = 75
@@ -52,22 +59,26 @@ def _hypercorn(bind: str, certfile: Path | None = None, keyfile: Path | None = N
     return cfg
 
 
-def advertised_transcoder_name(cfg: NodeConfig) -> str:
+def advertised_transcoder_name(cfg: NodeConfig, admin_port: int) -> str:
     """How this transcoder names itself to orchestrators (its metric label there):
     -transcoderName, else host name and admin port, unique per process on a host and the same
     across reconnects and restarts."""
-    return cfg.transcoder_name or f"{socket.gethostname()}:{split_host_port(cfg.cli_addr)[1]}"
+    return cfg.transcoder_name or f"{socket.gethostname()}:{admin_port}"
 
 
 def advertised_uri(cfg: NodeConfig, listen: str) -> str:
     if cfg.service_uri:
         return cfg.service_uri
     host, port = split_host_port(listen)
-    return f"https://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{port}"
+    return f"https://{join('127.0.0.1' if host in ('0.0.0.0', '', '::') else host, port)}"
 
 
 # How long SIGTERM waits for segments in flight before the process exits anyway.
 DRAIN_DEADLINE_S = 30.0
+# After a part of the node failed: a short drain, so the process is restarted within seconds.
+FAILURE_DRAIN_S = 2.0
+# How long the listeners get to close their connections once the node stops.
+CLOSE_TIMEOUT_S = 3.0
 # How long after a segment's results a draining orchestrator still expects its gateway to come
 # for the renditions (go-livepeer gateways fetch them at once).
 RENDITION_PICKUP_S = 5.0
@@ -88,9 +99,9 @@ def _admin_token(cfg: NodeConfig) -> str | None:
 
 @dataclass
 class Running:
-    """What a node runs, and how it stops: drain first (SIGTERM), then close."""
-    servers: list[Awaitable[Any]] = field(default_factory=list)   # end once `stop` is set
-    loops: list[Awaitable[Any]] = field(default_factory=list)     # run until cancelled
+    """What a node runs, by name, and how it stops: drain first (SIGTERM), then close."""
+    servers: dict[str, Coroutine[Any, Any, Any]] = field(default_factory=dict)  # end on `stop`
+    loops: dict[str, Coroutine[Any, Any, Any]] = field(default_factory=dict)    # run until cancelled
     drain: Callable[[float], Awaitable[Any]] | None = None
     reload: Callable[[], Awaitable[Any]] | None = None
     close: Callable[[], None] | None = None
@@ -98,12 +109,18 @@ class Running:
 
 def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Running:
     metrics = NodeMetrics("orch")
-    listen = cfg.http_addr or "0.0.0.0:8935"
+    listen_sock = bind(cfg.http_addr or "0.0.0.0:8935", "-httpAddr")
+    admin_sock = bind(cfg.cli_addr, "-cliAddr")
+    listen, admin_addr = bound_address(listen_sock), bound_address(admin_sock)
     uri = advertised_uri(cfg, listen)
     if cfg.tls_cert_file and cfg.tls_key_file:
         cert, key = Path(cfg.tls_cert_file), Path(cfg.tls_key_file)
     else:
         cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(uri)[0])
+    try:
+        check_pair(cert, key)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     metrics.set_certificate(cert)
     h2window.install()
     read_secret = _secret_reader(cfg) if cfg.orch_secret else None
@@ -162,26 +179,48 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
         return status()
 
     admin = AdminApp(status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
-                     actions={"drain": drain_action, "reload": reload})
+                     actions={"drain": drain_action, "reload": reload}, refused=metrics.refused)
+    # Tests and scripts that ask for port 0 read the ports from this line.
     log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
-             __version__, listen, orch.service_uri, cfg.cli_addr)
+             __version__, listen, orch.service_uri, admin_addr)
     return Running(
-        servers=[serve(ServiceApp(orch), _hypercorn(listen, cert, key), shutdown_trigger=stop.wait),
-                 serve(admin, _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)],
-        loops=[orch.housekeeping()], drain=drain, reload=reload,
+        servers={f"service listener {listen}": serve(ServiceApp(orch), _hypercorn(listen_sock, cert, key),
+                                                     shutdown_trigger=stop.wait),
+                 f"admin listener {admin_addr}": serve(admin, _hypercorn(admin_sock),
+                                                       shutdown_trigger=stop.wait)},
+        loops={"housekeeping": orch.housekeeping()}, drain=drain, reload=reload,
         # Transcoder streams never end on their own; close them so the server can stop.
         close=orch.close)
 
 
+def _trust(cfg: NodeConfig) -> Trust:
+    if not cfg.orch_cert:
+        log.warning("no -orchCert: this transcoder sends the orchSecret to whichever server "
+                    "answers at %s, unverified, as go-livepeer does; give -orchCert with the "
+                    "orchestrator's certificate (its -datadir/cert.pem) so that an impostor "
+                    "cannot collect it", ",".join(cfg.orch_addr))
+        return Trust()
+    try:
+        trust = Trust.from_file(cfg.orch_cert)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    log.info("orchestrator certificates from %s: only servers presenting one get the orchSecret",
+             cfg.orch_cert)
+    return trust
+
+
 def _transcoder(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Running:
     metrics = NodeMetrics("trcr")
+    admin_sock = bind(cfg.cli_addr, "-cliAddr")
+    admin_addr = bound_address(admin_sock)
     if gpus:
         metrics.watch_gpus(gpus)
     capacity = cfg.max_sessions or 1
     node = TranscoderNode(list(cfg.orch_addr), _secret_reader(cfg), capacity,
                           metrics=metrics, gpus=[g.index for g in gpus],
-                          name=advertised_transcoder_name(cfg))
-    drained: list[asyncio.Task] = []
+                          name=advertised_transcoder_name(cfg, admin_sock.getsockname()[1]),
+                          trust=_trust(cfg))
+    drained: list[asyncio.Task[bool]] = []
 
     def status() -> dict[str, Any]:
         return {"version": __version__, "role": cfg.role, **node.status()}
@@ -189,22 +228,34 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Ru
     async def drain_action() -> dict[str, Any]:
         if not drained:   # runs on after the reply; status shows how far it got
             node.draining = True
-            drained.append(asyncio.create_task(node.drain(DRAIN_DEADLINE_S)))
+            task = asyncio.create_task(node.drain(DRAIN_DEADLINE_S))
+            task.add_done_callback(_log_failure("drain"))
+            drained.append(task)
         return status()
 
     admin = AdminApp(status,
                      metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
-                     actions={"drain": drain_action})
-    log.info("transcoder %s for orchestrators %s, capacity %d, %s", __version__,
+                     actions={"drain": drain_action}, refused=metrics.refused)
+    log.info("transcoder %s for orchestrators %s, capacity %d, %s, admin on %s", __version__,
              ",".join(cfg.orch_addr), capacity,
-             f"NVENC on GPU {','.join(str(g.index) for g in gpus)}" if gpus else "x264 (CPU)")
-    return Running(servers=[serve(admin, _hypercorn(cfg.cli_addr), shutdown_trigger=stop.wait)],
-                   loops=[node.run()], drain=node.drain)
+             f"NVENC on GPU {','.join(str(g.index) for g in gpus)}" if gpus else "x264 (CPU)",
+             admin_addr)
+    return Running(servers={f"admin listener {admin_addr}": serve(
+                                admin, _hypercorn(admin_sock), shutdown_trigger=stop.wait)},
+                   loops={"orchestrator links": node.run()}, drain=node.drain)
 
 
-async def run_node(cfg: NodeConfig) -> None:
-    """Run until SIGTERM/SIGINT, which drains (bounded by DRAIN_DEADLINE_S) and exits;
-    SIGHUP reloads the orchSecret on an orchestrator."""
+def _log_failure(name: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s failed: %s", name, describe(exc), exc_info=exc)
+    return done
+
+
+async def run_node(cfg: NodeConfig) -> int:
+    """Run until SIGTERM/SIGINT, which drains (bounded by DRAIN_DEADLINE_S) and exits 0, or
+    until a part of the node fails, which exits 1 so that systemd restarts it. SIGHUP reloads
+    the orchSecret on an orchestrator."""
     gpus = preflight(cfg.nvidia) if cfg.nvidia else []
     # Renditions per stream are the gateway's choice; warn about the smallest case (one).
     if gpus and (warning := session_budget_warning(gpus, cfg.max_sessions or 1)):
@@ -215,27 +266,28 @@ async def run_node(cfg: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, terminate.set)
-    reloads: set[asyncio.Task] = set()
     if node.reload is not None:
         reload = node.reload
 
         def on_hup() -> None:
-            task = loop.create_task(reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+            loop.create_task(reload()).add_done_callback(_log_failure("reload"))
         loop.add_signal_handler(signal.SIGHUP, on_hup)
 
-    server_tasks = [asyncio.ensure_future(s) for s in node.servers]
-    loop_tasks = [asyncio.ensure_future(job) for job in node.loops]
-    await terminate.wait()
-    log.info("shutting down: draining first (at most %.0fs)", DRAIN_DEADLINE_S)
+    supervisor = Supervisor()
+    servers = [supervisor.start(name, job) for name, job in node.servers.items()]
+    for name, job in node.loops.items():
+        supervisor.start(name, job)
+    failure = await supervisor.run_until(terminate)
+    if failure is None:
+        log.info("shutting down: draining first (at most %.0fs)", DRAIN_DEADLINE_S)
+    else:
+        log.error("%s; stopping so that systemd restarts lpnode", failure)
     if node.drain is not None:
-        await node.drain(DRAIN_DEADLINE_S)
+        await node.drain(DRAIN_DEADLINE_S if failure is None else FAILURE_DRAIN_S)
     stop.set()
-    for task in loop_tasks:
-        task.cancel()
     if node.close is not None:
         node.close()
-    await asyncio.gather(*loop_tasks, return_exceptions=True)
-    await asyncio.wait(server_tasks, timeout=10)
-    log.info("stopped")
+    await asyncio.wait(servers, timeout=CLOSE_TIMEOUT_S)
+    await supervisor.cancel_all(timeout=CLOSE_TIMEOUT_S)
+    log.info("stopped" if failure is None else "stopped after a failure")
+    return 0 if failure is None else 1

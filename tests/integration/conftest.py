@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 
 LPNODE = [sys.executable, "-m", "lpnode.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Every node listens on port 0 (any free port) and the tests read the port it got from its
+# start-up line: no port is picked by the tests, so none can be lost to a race.
+ANY_PORT = "127.0.0.1:0"
 
 
 @dataclass
@@ -30,11 +27,24 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log_path: Path
-    admin_addr: str
     args: list[str] = field(default_factory=list)
+    admin_addr: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def logged(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        """The first match of ``pattern`` in the log; fails at once, with the log, if the
+        process exits first (a node that cannot start says why and exits 1)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.log())
+            if match:
+                return match
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.popen.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} never logged /{pattern}/; log:\n{self.log()[-3000:]}")
 
     def status(self) -> dict:
         with urllib.request.urlopen(f"http://{self.admin_addr}/status", timeout=5) as resp:
@@ -82,23 +92,33 @@ class Fleet:
         self.secret_file = tmp / "orchSecret"
         self.secret_file.write_text("integration-test-secret-3f9a\n")
         self.secret_file.chmod(0o600)
-        self.orch_port = free_port()
-        self.orch_addr = f"127.0.0.1:{self.orch_port}"
+        # Set by the first orchestrator from the port it got; a restarted one reuses it.
+        self.orch_addr = ""
 
-    def start(self, name: str, *args: str, admin_port: int | None = None) -> Proc:
-        admin = f"127.0.0.1:{admin_port or free_port()}"
+    def start(self, name: str, *args: str, admin: str = ANY_PORT) -> Proc:
+        """Start a node; returns once its admin listener is up (so its address is known)."""
+        proc = self.spawn(name, *args, "-cliAddr", admin)
+        proc.args = list(args)
+        proc.admin_addr = proc.logged(r"admin on (\S+)").group(1)
+        return proc
+
+    def spawn(self, name: str, *args: str) -> Proc:
         log_path = self.tmp / f"{name}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        popen = subprocess.Popen([*LPNODE, *args, "-cliAddr", admin], stdout=log_path.open("w"),
+        popen = subprocess.Popen([*LPNODE, *args], stdout=log_path.open("w"),
                                  stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
-        proc = Proc(name, popen, log_path, admin, list(args))
+        proc = Proc(name, popen, log_path, list(args))
         self.procs.append(proc)
         return proc
 
-    def orchestrator(self, *extra: str) -> Proc:
-        proc = self.start("orchestrator", "-orchestrator", "-orchSecret", str(self.secret_file),
-                          "-serviceAddr", self.orch_addr, "-httpAddr", self.orch_addr,
-                          "-datadir", str(self.tmp / "orch-data"), "-monitor", *extra)
+    def orchestrator(self, *extra: str, name: str = "orchestrator", listen: str = "") -> Proc:
+        """An orchestrator on ``listen``; by default the fleet's own address (a restart keeps
+        its port), or any free port for the first one."""
+        proc = self.start(name, "-orchestrator", "-orchSecret", str(self.secret_file),
+                          "-httpAddr", listen or self.orch_addr or ANY_PORT,
+                          "-datadir", str(self.tmp / f"{name}-data"), "-monitor", *extra)
+        if not self.orch_addr and name == "orchestrator":
+            self.orch_addr = proc.logged(r"listening on (\S+),").group(1)
         wait_http(proc)
         return proc
 

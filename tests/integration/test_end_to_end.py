@@ -117,6 +117,10 @@ def test_capped_orchestrator_answers_orchestrator_capped(fleet):
             return str(refused.value)
 
     assert "OrchestratorCapped" in asyncio.run(two_sessions())
+    # the operator sees who was refused and why, and the refusal is counted
+    orch.logged(r"refused segment from 127\.0\.0\.1: capped: every transcoder is full")
+    assert ('lpnode_refusals_total{node_type="orch",reason="capped",what="segment"} 1.0'
+            in orch.metrics())
 
 
 def test_a_restarted_transcoder_keeps_its_metric_label(fleet):
@@ -127,7 +131,7 @@ def test_a_restarted_transcoder_keeps_its_metric_label(fleet):
     address = orch.status()["transcoders"][0]["address"]
     first.stop()
     wait_transcoders(orch, 0)
-    fleet.start("t1-again", *first.args, admin_port=int(first.admin_addr.rsplit(":", 1)[1]))
+    fleet.start("t1-again", *first.args, admin=first.admin_addr)
     again = wait_transcoders(orch, 1)["transcoders"][0]
     assert again["name"] == name and again["address"] != address
     assert f'lpnode_transcoder_capacity{{transcoder="{name}"}} 2.0' in orch.metrics()

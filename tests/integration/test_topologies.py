@@ -13,19 +13,18 @@ from lpnode.gateway.client import GatewayClient, SegmentRejected
 from lpnode.transcode.profiles import parse_profiles
 from lpnode.transcode.testsrc import cut_segments, make_source
 
-from .conftest import free_port, wait_http, wait_transcoders
+from .conftest import ANY_PORT, wait_http, wait_transcoders
 
 pytestmark = pytest.mark.integration
 SMALL = ("-resolution", "320x180", "-profiles", "P144p30fps16x9", "-quiet")
 
 
 def second_orchestrator(fleet, datadir=None, *extra: str):
-    port = free_port()
     proc = fleet.start("orchestrator2", "-orchestrator", "-orchSecret", str(fleet.secret_file),
-                       "-serviceAddr", f"127.0.0.1:{port}", "-httpAddr", f"127.0.0.1:{port}",
+                       "-httpAddr", ANY_PORT,
                        "-datadir", str(datadir or fleet.tmp / "orch2-data"), "-monitor", *extra)
     wait_http(proc)
-    return proc, f"127.0.0.1:{port}"
+    return proc, proc.logged(r"listening on (\S+),").group(1)
 
 
 def test_one_transcoder_serves_two_orchestrators_with_full_capacity_each(fleet):
@@ -59,7 +58,7 @@ def test_two_orchestrators_with_the_same_key_accept_each_others_sessions(fleet):
     wait_transcoders(orch_a, 1)
     shared = fleet.tmp / "orch2-data"
     shared.mkdir()
-    shutil.copy(fleet.tmp / "orch-data" / "authtoken.key", shared / "authtoken.key")
+    shutil.copy(fleet.tmp / "orchestrator-data" / "authtoken.key", shared / "authtoken.key")
     orch_b, addr_b = second_orchestrator(fleet, shared)
     fleet.start("t2", "-transcoder", "-orchAddr", addr_b, "-orchSecret", str(fleet.secret_file),
                 "-maxSessions", "2")

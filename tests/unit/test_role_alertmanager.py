@@ -60,16 +60,19 @@ def everything_printed(ops) -> str:
     return "\n".join(f"{op.name} {op.commands} {op.global_arguments}" for op in ops)
 
 
+
 def test_file_secrets_are_uploaded_for_prometheus_to_read(secrets_env):
     ops = run(**secrets_env)
     key = ops.named(f"{SECRETS}/page-1-pagerduty-routing_key_file")
     assert "from environment variable TEST_PAGERDUTY_KEY" in key.name
-    assert key.commands == [f"<upload {SECRETS}/page-1-pagerduty-routing_key_file>",
-                            f"chown root:prometheus {SECRETS}/page-1-pagerduty-routing_key_file",
-                            f"chmod 640 {SECRETS}/page-1-pagerduty-routing_key_file"]
+    path = f"{SECRETS}/page-1-pagerduty-routing_key_file"
+    candidate = f"{SECRETS}/.page-1-pagerduty-routing_key_file.lpfleet-new"
+    assert key.commands == [f"base64 -d | install -m 640 -o root -g prometheus /dev/stdin "
+                            f"{candidate} && mv -f {candidate} {path}"]
+    assert key.uploads == []   # on stdin, never through a file in /tmp
     # The value alone: no trailing newline for a reader that might not strip it.
-    assert key.uploads[0][0].getvalue() == PAGERDUTY_KEY.encode()
-    assert ops.named(f"{SECRETS}/smtp-auth_password_file").uploads[0][0].getvalue() == SMTP_PASSWORD.encode()
+    assert key.secret() == PAGERDUTY_KEY.encode()
+    assert ops.named(f"{SECRETS}/smtp-auth_password_file").secret() == SMTP_PASSWORD.encode()
     assert ops.named("Receiver secrets directory").commands[-2:] == [
         f"chmod 750 {SECRETS}", f"chown root:prometheus {SECRETS}"]
 
@@ -77,14 +80,14 @@ def test_file_secrets_are_uploaded_for_prometheus_to_read(secrets_env):
 def test_configuration_names_the_files_and_holds_the_url_secret(secrets_env):
     ops = run(**secrets_env)
     op = ops.named("Alertmanager configuration")
-    config = op.uploads[0][0].getvalue().decode()
+    assert op.uploads == []   # it holds a secret: on stdin, never through a file in /tmp
+    config = op.secret().decode()
     assert f'routing_key_file: "{SECRETS}/page-1-pagerduty-routing_key_file"' in config
     assert f'smtp_auth_password_file: "{SECRETS}/smtp-auth_password_file"' in config
     assert f'webhook_url: "{DISCORD_URL}"' in config  # Alertmanager 0.25 has no webhook_url_file
     assert PAGERDUTY_KEY not in config and SMTP_PASSWORD not in config
-    upload = op.commands.index("<upload /etc/prometheus/.alertmanager.yml.lpfleet-new>")
-    assert op.commands[upload + 1:upload + 3] == ["chown root:prometheus /etc/prometheus/.alertmanager.yml.lpfleet-new",
-                                "chmod 640 /etc/prometheus/.alertmanager.yml.lpfleet-new"]
+    assert ("base64 -d | install -m 640 -o root -g prometheus /dev/stdin "
+            "/etc/prometheus/.alertmanager.yml.lpfleet-new") in op.commands
     check = next(c for c in op.commands if c.startswith("amtool check-config"))
     assert check.startswith("amtool check-config /etc/prometheus/.alertmanager.yml.lpfleet-new || {")
     assert op.commands[-1] == "mv -f /etc/prometheus/.alertmanager.yml.lpfleet-new /etc/prometheus/alertmanager.yml"

@@ -34,11 +34,26 @@ def sources():
 def test_secret_lands_0400_owned_by_the_service_user(secret_env):
     ops, result = run(**sources())
     orch = ops.named("orchSecret -> /etc/lpnode/orchSecret")
-    assert orch.commands == ["<upload /etc/lpnode/orchSecret>", "chown lpnode:lpnode /etc/lpnode/orchSecret",
-                             "chmod 400 /etc/lpnode/orchSecret"]
-    assert orch.uploads[0][0].getvalue() == SECRET.encode() + b"\n"
-    assert ops.named("admin token -> /etc/lpnode/adminToken").commands[-1] == "chmod 400 /etc/lpnode/adminToken"
+    assert orch.commands == [
+        "base64 -d | install -m 400 -o lpnode -g lpnode /dev/stdin /etc/lpnode/.orchSecret.lpfleet-new"
+        " && mv -f /etc/lpnode/.orchSecret.lpfleet-new /etc/lpnode/orchSecret"]
+    assert orch.secret() == SECRET.encode() + b"\n"
+    assert ops.named("admin token -> /etc/lpnode/adminToken").commands[-1].startswith(
+        "base64 -d | install -m 400 -o lpnode -g lpnode /dev/stdin ")
     assert result.will_change
+
+
+
+def test_no_secret_is_uploaded_as_a_file(secret_env, tmp_path):
+    """pyinfra's upload goes through a file in /tmp when it uses sudo (readable by every local
+    user until it is moved): secrets travel on stdin instead, straight into a 0400 file."""
+    keystore = tmp_path / "keystore.json"
+    keystore.write_text('{"address": "ab"}')
+    ops, _ = run(**sources(), keystore=SecretSource("keystore", file=str(keystore)),
+                 keystore_password=SecretSource("password", env="LPFLEET_ORCH_SECRET"),
+                 keystore_allowed=True)
+    assert [op.uploads for op in ops] == [[] for _ in ops]
+    assert ops.named("keystore ->").secret() == b'{"address": "ab"}'   # byte for byte
 
 
 def test_config_directory_is_closed_to_other_users(secret_env):
@@ -85,7 +100,7 @@ def test_secret_from_a_file_is_stripped_to_one_line(tmp_path):
     path.write_text(f"\n{SECRET}\n\n")
     path.chmod(0o600)
     ops, _ = run(orch_secret=SecretSource("orchSecret", file=str(path)))
-    assert ops.named("orchSecret").uploads[0][0].getvalue() == SECRET.encode() + b"\n"
+    assert ops.named("orchSecret").secret() == SECRET.encode() + b"\n"
 
 
 def test_missing_environment_variable_is_named_not_guessed(monkeypatch):
@@ -107,8 +122,8 @@ def test_keystore_on_the_reward_host_is_kept_byte_for_byte(tmp_path):
     ops, _ = run(keystore=SecretSource("keystore", file=str(keystore)), keystore_allowed=True)
     assert ops.named("/etc/lpnode/keystore (lpnode 0700)").commands[-1] == "chown lpnode:lpnode /etc/lpnode/keystore"
     upload = ops.named("keystore -> /etc/lpnode/keystore/keystore.json")
-    assert upload.uploads[0][0].getvalue() == b'{"crypto": {}}\n\n'
-    assert upload.commands[-1] == "chmod 400 /etc/lpnode/keystore/keystore.json"
+    assert upload.secret() == b'{"crypto": {}}\n\n'
+    assert upload.commands[-1].startswith("base64 -d | install -m 400 -o lpnode -g lpnode ")
 
 
 def test_source_from_data_prefers_a_file():

@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from lpnode.refusals import Refusals
 from lpnode.server.http import ClientGone, header_dict, lifespan, read_body, respond
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ Action = Callable[[], Awaitable[dict[str, Any]]]
 
 class AdminApp:
     def __init__(self, status: Callable[[], dict[str, Any]], registry: CollectorRegistry | None,
-                 *, token: str | None = None, actions: dict[str, Action] | None = None) -> None:
+                 *, token: str | None = None, actions: dict[str, Action] | None = None,
+                 refused: Callable[[str, str], None] | None = None) -> None:
         self._status = status
+        self._refusals = Refusals(refused or (lambda what, reason: None), log)
         self._registry = registry
         self._token = token.encode() if token else None
         self._actions = actions or {}
@@ -63,16 +66,19 @@ class AdminApp:
             await respond(send, 404, f"no admin action {name!r}; there are: "
                           f"{', '.join(sorted(self._actions))}\n".encode())
             return
+        peer = str((scope.get("client") or ("?",))[0])
         if self._token is None:
+            self._refusals.refuse("admin", peer, "actions_off",
+                                  f"{name}: start lpnode with -adminTokenFile to allow actions")
             await respond(send, 403, b"admin actions are off: start lpnode with -adminTokenFile\n")
             return
         given = header_dict(scope).get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(self._token, given.encode()):
-            log.warning("refused admin action %s from %s: bad token", name,
-                        (scope.get("client") or ("?",))[0])
+            self._refusals.refuse("admin", peer, "bad_token",
+                                  f"{name}: send the -adminTokenFile token as Bearer")
             await respond(send, 401, b"bad or missing admin token\n")
             return
-        log.info("admin action %s from %s", name, (scope.get("client") or ("?",))[0])
+        log.info("admin action %s from %s", name, peer)
         await _json(send, 200, await action())
 
 

@@ -18,6 +18,7 @@ from lpnode.hashing import keccak256
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import headers, multipart
 from lpnode.net.convert import ProfileError
+from lpnode.refusals import Refusals
 from lpnode.server import grpc_asgi
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
 from lpnode.server.http import (ClientGone, header_dict, lifespan, parse_content_type, read_body,
@@ -34,6 +35,7 @@ class ServiceApp:
 
     def __init__(self, orchestrator: Orchestrator) -> None:
         self.orch = orchestrator
+        self.refusals = Refusals(orchestrator.metrics.refused, log)
         self.grpc_methods = {
             headers.HEARTBEAT_RPC: Method(pb.PingPong, self.transcoder_heartbeat),
             headers.DRAIN_RPC: Method(pb.PingPong, self.transcoder_drain),
@@ -66,6 +68,8 @@ class ServiceApp:
         except ClientGone:
             return
         if body is None:
+            self.refusals.refuse("request", _peer(scope), "too_large",
+                                 f"{method} {path} over {MAX_SEGMENT_BYTES} bytes")
             await respond(send, 413, b"request body too large\n")
         elif method == "POST" and path == "/segment":
             await self.serve_segment(scope, body, send, received)
@@ -83,9 +87,12 @@ class ServiceApp:
         secret = self.orch.secret
         generation = secret.matches(req.secret) if secret is not None else None
         if generation is None:
-            log.error("refused transcoder=%s:%d: invalid secret", ctx.peer_host, ctx.peer_port)
+            self.refusals.refuse("transcoder", ctx.peer_host, "invalid_secret",
+                                 "its -orchSecret differs from this orchestrator's")
             raise GrpcError(StatusCode.UNKNOWN, "invalid secret")
         if req.capacity <= 0:
+            self.refusals.refuse("transcoder", ctx.peer_host, "zero_capacity",
+                                 f"it offers capacity {req.capacity}; give it -maxSessions 1 or more")
             raise GrpcError(StatusCode.UNKNOWN, "zero capacity")
         offered = frozenset(caps.from_bitstring(req.capabilities.bitstring)) if req.HasField(
             "capabilities") else caps.TRANSCODER
@@ -140,7 +147,9 @@ class ServiceApp:
     # -- HTTPS ---------------------------------------------------------------------------------
     async def serve_segment(self, scope: dict, body: bytes, send: Callable, received: float) -> None:
         """POST /segment from a gateway: check its credentials, transcode, answer a TranscodeResult."""
+        peer = _peer(scope)
         if self.orch.closing:
+            self.refusals.refuse("segment", peer, "shutting_down", "the gateway retries elsewhere")
             await respond(send, 503, b"orchestrator is shutting down; retry\n")
             return
         hdrs = header_dict(scope)
@@ -148,20 +157,29 @@ class ServiceApp:
             seg = pb.SegData.FromString(base64.b64decode(hdrs.get(headers.SEGMENT.lower(), ""),
                                                          validate=True))
         except (ValueError, DecodeError):
+            self.refusals.refuse("segment", peer, "malformed_header",
+                                 "no readable Livepeer-Segment header")
             await respond(send, 403, b"malformed Livepeer-Segment header\n")
             return
         try:
             self.orch.tokens.verify(seg.auth_token)
         except AuthTokenError as exc:
+            self.refusals.refuse("segment", peer, "bad_auth_token", str(exc))
             await respond(send, 403, f"{exc}\n".encode())
             return
         if not caps.compatible(seg.capabilities, self.orch.capabilities()):
+            self.refusals.refuse("segment", peer, "capability_mismatch",
+                                 "it asks for what no connected transcoder offers")
             await respond(send, 403, b"Capability mismatch\n")
             return
         if not self.orch.has_room_for(seg.auth_token.session_id):
+            self.refusals.refuse("segment", peer, "capped",
+                                 "every transcoder is full (or draining) for a new session")
             await respond(send, 403, b"OrchestratorCapped\n")
             return
         if keccak256(body) != seg.hash:
+            self.refusals.refuse("segment", peer, "hash_mismatch",
+                                 "the body's keccak256 is not the hash in Livepeer-Segment")
             await respond(send, 403, b"Forbidden\n")
             return
         result = pb.TranscodeResult(seq=seg.seq, info=self.orch.info(seg.auth_token))
@@ -183,18 +201,22 @@ class ServiceApp:
     async def transcode_results(self, scope: dict, body: bytes, send: Callable) -> None:
         """POST /transcodeResults from a remote transcoder (go-livepeer's format)."""
         hdrs = header_dict(scope)
-        peer = (scope.get("client") or ("?",))[0]
+        peer = _peer(scope)
         if hdrs.get("authorization") != headers.TRANSCODER_AUTH:
+            self.refusals.refuse("results", peer, "bad_authorization",
+                                 f"Authorization is not {headers.TRANSCODER_AUTH}")
             await respond(send, 401, b"Unauthorized\n")
             return
         secret = self.orch.secret
         if secret is None or secret.matches(hdrs.get("credentials", "")) is None:
-            log.error("refused results from transcoder=%s: invalid secret", peer)
+            self.refusals.refuse("results", peer, "invalid_secret",
+                                 "its -orchSecret differs from this orchestrator's")
             await respond(send, 401, b"Unauthorized\n")
             return
         try:
             task_id = int(hdrs.get("taskid", ""))
         except ValueError:
+            self.refusals.refuse("results", peer, "bad_task_id", "no numeric TaskId header")
             await respond(send, 400, b"Invalid Task ID\n")
             return
         remote = self.orch.remote_for_task(task_id)
@@ -213,6 +235,7 @@ class ServiceApp:
             parts = multipart.decode(params.get("boundary", ""), body)
             renditions = [(p.body, int(p.headers["pixels"])) for p in parts if "pixels" in p.headers]
         except (ValueError, KeyError) as exc:
+            self.refusals.refuse("results", peer, "unreadable_results", str(exc))
             if remote:
                 remote.deliver(task_id, TaskFailed(f"unreadable results: {exc}"))
             await respond(send, 400, f"{exc}\n".encode())
@@ -230,3 +253,7 @@ class ServiceApp:
         kind = "video/mp4" if scope["path"].endswith(".mp4") else "video/mp2t"
         await respond(send, 200, b"" if scope["method"] == "HEAD" else data, kind,
                       length=len(data))
+
+
+def _peer(scope: dict) -> str:
+    return str((scope.get("client") or ("?",))[0])

@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -50,3 +51,15 @@ def ensure_self_signed(datadir: Path, host: str) -> tuple[Path, Path]:
 def certificate_expiry(cert_path: Path) -> datetime.datetime:
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     return cert.not_valid_after_utc
+
+
+def check_pair(cert_path: Path, key_path: Path) -> None:
+    """Load the pair as the listener will, so a bad one stops start-up with a message instead
+    of failing inside the server. Raises ValueError saying what to fix."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert_path, key_path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot serve TLS with certificate {cert_path} and key {key_path}: "
+                         f"{getattr(exc, 'strerror', None) or exc}; give a PEM certificate and "
+                         "its own private key, readable by the service user") from None

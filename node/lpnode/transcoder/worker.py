@@ -22,7 +22,7 @@ from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import lp_rpc_pb2_grpc as rpc
 from lpnode.net import headers as names
 from lpnode.net import multipart
-from lpnode.net.channel import secure_channel
+from lpnode.net.channel import CertificateError, Trust, secure_channel
 from lpnode.net.convert import mime_type, segment_profiles
 from lpnode.transcode.engine import TranscodeError
 from lpnode.transcode.runner import SegmentRunner
@@ -54,8 +54,10 @@ class OrchestratorLink:
 
 class TranscoderNode:
     def __init__(self, orch_addrs: list[str], read_secret: Callable[[], str], capacity: int, *,
-                 metrics: NodeMetrics, gpus: Sequence[int] = (), name: str = "") -> None:
+                 metrics: NodeMetrics, gpus: Sequence[int] = (), name: str = "",
+                 trust: Trust = Trust()) -> None:
         self.links = [OrchestratorLink(a) for a in orch_addrs]
+        self._trust = trust
         self.name = name
         self._read_secret = read_secret
         self.capacity = capacity
@@ -64,7 +66,13 @@ class TranscoderNode:
         self.draining = False
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._serve_forever(link) for link in self.links))
+        """Serve every orchestrator until cancelled. An unexpected exception in any link ends
+        this (and so the process, which systemd restarts) instead of leaving a link that no
+        longer reconnects. After a drain the process idles, its admin port still answering."""
+        async with asyncio.TaskGroup() as links:
+            for link in self.links:
+                links.create_task(self._serve_forever(link))
+        await asyncio.Event().wait()
 
     @property
     def in_flight(self) -> int:
@@ -104,6 +112,7 @@ class TranscoderNode:
                 "address": link.address, "connected": link.connected,
                 "connectedSeconds": round(now - link.connected_since, 1) if link.connected_since else None,
                 "inFlight": len(link.in_flight), "lastError": link.last_error,
+                "attempts": link.attempts,
             } for link in self.links],
         }
 
@@ -118,6 +127,9 @@ class TranscoderNode:
                 link.last_error = "orchestrator closed the stream"
             except grpc.aio.AioRpcError as exc:
                 link.last_error = exc.details() or exc.code().name
+            except CertificateError as exc:
+                link.last_error = str(exc)
+                log.error("%s", exc)
             except (OSError, ValueError) as exc:
                 link.last_error = f"{type(exc).__name__}: {exc}"
             finally:
@@ -137,8 +149,9 @@ class TranscoderNode:
         secret = self._read_secret()
         request = pb.RegisterRequest(secret=secret, capacity=self.capacity,
                                      capabilities=caps.to_net(caps.TRANSCODER, (), self.capacity))
-        channel = await secure_channel(link.address)
-        async with channel, httpx.AsyncClient(http2=True, verify=False, timeout=30) as http:
+        channel = await secure_channel(link.address, self._trust)
+        async with channel, httpx.AsyncClient(http2=True, verify=self._trust.http_verify(),
+                                              timeout=30) as http:
             stream = rpc.TranscoderStub(channel).RegisterTranscoder(
                 request, metadata=((names.HEARTBEAT_MD, str(HEARTBEAT_EVERY_S)),
                                    *(((names.TRANSCODER_NAME_MD, self.name),) if self.name else ())))
@@ -151,6 +164,10 @@ class TranscoderNode:
                 link.token = metadata.get(names.TRANSCODER_ID_MD)
                 if link.token:
                     heartbeat = asyncio.create_task(self._heartbeat(link, channel, stream))
+                    # A heartbeat loop that broke (not one that noticed a dead orchestrator)
+                    # ends the stream, and the stream's end re-raises its error below.
+                    heartbeat.add_done_callback(
+                        lambda t: t.cancelled() or t.exception() is None or stream.cancel())
                 log.info("registered with orchestrator=%s capacity=%d", link.address, self.capacity)
                 try:
                     async for notify in stream:
@@ -162,11 +179,14 @@ class TranscoderNode:
                 except asyncio.CancelledError:
                     # grpc reports our own stream.cancel() (heartbeat lost, drain) this way;
                     # only a cancellation of this task itself must travel on.
-                    if asyncio.current_task().cancelling():
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                         raise
+                    if heartbeat is not None and heartbeat.done() and not heartbeat.cancelled() \
+                            and (failure := heartbeat.exception()) is not None:
+                        raise failure from None
                     raise ConnectionError("stream closed here") from None
             finally:
-                if heartbeat is not None:
+                if heartbeat is not None and not heartbeat.done():
                     heartbeat.cancel()
                 # The orchestrator is gone or closed the stream; finish what is in hand so the
                 # results can still be posted if it comes back in time.
@@ -227,6 +247,12 @@ class TranscoderNode:
         except httpx.HTTPError as exc:
             log.error("could not post results for taskId=%d to orchestrator=%s: %s",
                       notify.taskId, link.address, exc)
+        except Exception:
+            # A bug here must not pass silently: the orchestrator would wait out the task's
+            # timeout. Logged with its traceback; the orchestrator moves the segment on.
+            log.exception("taskId=%d from orchestrator=%s failed unexpectedly", notify.taskId,
+                          link.address)
+            self.metrics.failed("UnexpectedError")
         finally:
             link.in_flight.discard(notify.taskId)
 
