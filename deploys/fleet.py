@@ -3,8 +3,9 @@
     pyinfra inventory/prod.py deploys/fleet.py
 
 all hosts        common, firewall, node exporter
-orchestrators    secrets (orchSecret, admin token), lpnode -orchestrator
-transcoders      secrets (orchSecret, admin token), [nvidia], lpnode -transcoder
+orchestrators    secrets (orchSecret, admin token, TLS pair), lpnode -orchestrator
+transcoders      secrets (orchSecret, admin token, orchestrator's certificate), [nvidia],
+                 lpnode -transcoder -orchCert
 gpu              nvidia (also any host with `nvidia = True`)
 reward/redeemers secrets (keystore)
 monitoring       prometheus, alertmanager, [grafana] (with `grafana = True`, production)
@@ -38,6 +39,7 @@ from roles.node_exporter import node_exporter
 from roles.nvidia import nvidia
 from roles.prometheus import prometheus
 from roles.secrets import SecretSource, secrets, source_from_data
+from roles.tls import orchestrator_pair
 
 
 def role_kwargs(role_fn, prefix: str = "", /, **explicit: Any) -> dict[str, Any]:
@@ -93,6 +95,13 @@ if is_monitoring:
             admin_password=source_from_data(me.data, "grafana_admin_password", "Grafana admin password"),
         ))
 
+# The orchestrator serves a pair the deploy knows (roles/tls.py); its transcoders pin it.
+own_tls = orchestrator_pair(me.name, me.address, me.data) if is_orchestrator else None
+orchestrator = spec_of(inventory.get_host(host.data.get("orchestrator"))) \
+    if is_transcoder and not is_orchestrator else None
+their_tls = orchestrator_pair(orchestrator.name, orchestrator.address, orchestrator.data) \
+    if orchestrator else None
+
 secrets_result = None
 if is_orchestrator or is_transcoder or holds_keystore:
     data = me.data
@@ -104,15 +113,15 @@ if is_orchestrator or is_transcoder or holds_keystore:
         keystore_password=source_from_data(data, "keystore_password", "keystore password"),
         keystore_allowed=holds_keystore and not is_transcoder,
         service_user=host.data.get("service_user", "lpnode"),
+        tls_cert=own_tls.cert if own_tls else None,
+        tls_key=SecretSource("TLS key", file=own_tls.key) if own_tls else None,
+        orch_cert=their_tls.cert if their_tls else None,
     )
 
 nvidia_result = nvidia(**role_kwargs(nvidia, "nvidia_")) if is_gpu else None
 
 if is_orchestrator or is_transcoder:
-    orch_addr = None
-    if is_transcoder and not is_orchestrator:
-        orchestrator = inventory.get_host(host.data.get("orchestrator"))
-        orch_addr = f"{spec_of(orchestrator).address}:{SERVICE_PORT}"
+    orch_addr = f"{orchestrator.address}:{SERVICE_PORT}" if orchestrator else None
     node(**role_kwargs(
         node,
         "lpnode_",
@@ -123,5 +132,6 @@ if is_orchestrator or is_transcoder:
         gpus=host.data.get("lpnode_gpus", "all" if is_gpu else ""),
         service_user=host.data.get("service_user", "lpnode"),
         reload=bool(secrets_result and secrets_result.will_change),
-        restart=bool(nvidia_result and nvidia_result.restart_node),
+        restart=bool(nvidia_result and nvidia_result.restart_node)
+        or bool(secrets_result and secrets_result.tls_changed),
     ))

@@ -14,9 +14,11 @@ Lab data on every host:
                         source (7935 and SSH), narrow enough for firewall tests to mean something
     orch_secret_file    path on the control machine of the lab's orchSecret (0600, random)
     admin_token_file    path on the control machine of the lab's admin token (0600, random)
+    tls_dir             where the deploy keeps the orchestrators' TLS pairs: <lab state>/tls
     node_exporter_extra_args   the node exporter's filesystem types without `overlay`, which
                         a lab host's root is
-Transcoders also have orchestrator="o1" (the first orchestrator).
+Transcoders also have orchestrator="o1" (the first orchestrator). The reward host (o1) also has
+keystore_path and keystore_password_file: the lab's throwaway keystore (lab/core.py).
 
 Monitoring hosts also have (docs/lab.md, docs/monitoring.md):
     grafana                          False: lab hosts reach only the Debian mirror
@@ -84,6 +86,8 @@ def _host_data(h: dict) -> dict:
         "admin_networks": [f"{_state['gateway']}/32"],
         "orch_secret_file": _state["orch_secret_file"],
         "admin_token_file": _state["admin_token_file"],
+        # Orchestrators' TLS pairs, made by the first deploy (roles/tls.py), kept with the lab.
+        "tls_dir": str(_Path(_state["state_dir"]) / "tls"),
         # A lab host's root filesystem is an overlay, which the node exporter leaves out by
         # default (its list of types to skip, minus overlay): without it no disk metrics.
         "node_exporter_extra_args": [_NODE_EXPORTER_FS_TYPES],
@@ -127,6 +131,13 @@ def _group(name: str) -> list[tuple[str, dict]]:
 orchestrators = _group("orchestrators")
 transcoders = _group("transcoders")
 monitoring = _group("monitoring")
-reward = [(_first_orch, _host_data(_orchestrators[0]))] if _orchestrators else []
+def _reward_data(h: dict) -> dict:
+    # The lab's throwaway keystore (lab/core.py): it must land here and on no other host.
+    secrets = _Path(_state["state_dir"]) / "secrets"
+    return {**_host_data(h), "keystore_path": str(secrets / "keystore.json"),
+            "keystore_password_file": str(secrets / "keystore_password")}
+
+
+reward = [(_first_orch, _reward_data(_orchestrators[0]))] if _orchestrators else []
 if any(h["group"] == "redeemers" for h in _hosts):
     redeemers = _group("redeemers")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +38,30 @@ def alert_receiver_token_path() -> Path:
     return secrets_dir() / "alert_receiver_token"
 
 
+def keystore_path() -> Path:
+    return secrets_dir() / "keystore.json"
+
+
+def keystore_password_path() -> Path:
+    return secrets_dir() / "keystore_password"
+
+
+def _throwaway_keystore() -> str:
+    """Shaped like a geth v3 keystore, holding random bytes rather than an encrypted key: the
+    lab proves where a keystore lands and where it never does, and no key is worth anything."""
+    return json.dumps({
+        "version": 3, "id": str(uuid.uuid4()), "address": secrets.token_hex(20),
+        "crypto": {"cipher": "aes-128-ctr", "ciphertext": secrets.token_hex(32),
+                   "cipherparams": {"iv": secrets.token_hex(16)}, "kdf": "scrypt",
+                   "kdfparams": {"dklen": 32, "n": 262144, "p": 1, "r": 8,
+                                 "salt": secrets.token_hex(32)},
+                   "mac": secrets.token_hex(32)},
+    }) + "\n"
+
+
 def ensure_secrets() -> None:
-    """The lab's orchSecret, admin token and alert receiver token on the control machine (0600,
-    random, made once). The receiver token is what the lab's Alertmanager sends to the test
+    """The lab's orchSecret, admin token, alert receiver token and the reward host's (throwaway)
+    keystore and password on the control machine (0600, random, made once). The receiver token is what the lab's Alertmanager sends to the test
     webhook receiver (a bearer token), so the lab proves receiver secrets arrive."""
     secrets_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(secrets_dir(), 0o700)
@@ -48,6 +71,10 @@ def ensure_secrets() -> None:
         write_secret(admin_token_path(), secrets.token_urlsafe(32) + "\n")
     if not alert_receiver_token_path().exists():
         write_secret(alert_receiver_token_path(), secrets.token_urlsafe(32) + "\n")
+    if not keystore_path().exists():
+        write_secret(keystore_path(), _throwaway_keystore())
+    if not keystore_password_path().exists():
+        write_secret(keystore_password_path(), secrets.token_urlsafe(24) + "\n")
 
 
 def _to_host(spec: HostSpec) -> Host:

@@ -15,7 +15,8 @@ from pyinfra.operations import files, pip, systemd
 from roles import wheelhouse
 from roles._facts import PythonVersion
 from roles._ops import jinja_options, sync_directory, template_path, validated_template
-from roles.secrets import ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_SECRET_PATH
+from roles.secrets import (ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_CERT_PATH, ORCH_SECRET_PATH,
+                           TLS_CERT_PATH, TLS_KEY_PATH)
 
 SERVICE = "lpnode"
 VENV = "/opt/lpnode/venv"
@@ -66,6 +67,7 @@ def config_flags(
     extra_flags: dict[str, str | int | bool] | None = None,
     host_name: str = "lpnode",
     transcoder_name: str | None = None,
+    tls: bool = True,
 ) -> list[tuple[str, str | int | bool]]:
     """The (flag, value) lines of lpnode's config file; ``True`` is a bare boolean flag."""
     if role not in ROLES:
@@ -79,12 +81,17 @@ def config_flags(
             ("pricePerUnit", price_per_unit),
             ("pixelsPerUnit", pixels_per_unit),
         ]
+        if tls:
+            flags += [("tlsCertFile", TLS_CERT_PATH), ("tlsKeyFile", TLS_KEY_PATH)]
     if "transcoder" in role:
         flags.append(("transcoder", True))
         if role == "transcoder":
             if not orch_addr:
                 raise DeployError(f"{host_name}: a transcoder needs its orchestrator's address (data: orchestrator)")
             flags.append(("orchAddr", orch_addr))
+            if tls:
+                # Its orchestrator's certificate: the orchSecret goes to no other server.
+                flags.append(("orchCert", ORCH_CERT_PATH))
         if gpus:
             flags.append(("nvidia", gpus))
         # The orchestrator labels this transcoder's metrics with it: the inventory name, so
@@ -149,6 +156,7 @@ def node(
     restart_sec: int = 5,
     reload: bool = False,
     restart: bool = False,
+    tls: bool = True,
 ) -> None:
     """Install lpnode from a wheelhouse and run it under systemd.
 
@@ -169,6 +177,8 @@ def node(
     + reload: the secret changed: an orchestrator is sent SIGHUP (it re-reads the file and keeps
       the old secret for -orchSecretGrace), a transcoder is restarted
     + restart: restart even if nothing here changed, e.g. after a GPU driver was patched
+    + tls: an orchestrator serves /etc/lpnode/tls.crt and tls.key, a transcoder pins its
+      orchestrator's /etc/lpnode/orchestrator.crt (-orchCert); the secrets role puts them there
     """
     built = wheelhouse.build(target_python(python), host.get_fact(Arch))
     # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
@@ -209,7 +219,7 @@ def node(
             price_per_unit=price_per_unit, pixels_per_unit=pixels_per_unit,
             service_port=service_port, cli_port=cli_port, gpus=gpus, verbosity=verbosity,
             admin_token_path=ADMIN_TOKEN_PATH if admin_token else None, extra_flags=extra_flags,
-            host_name=host.name, transcoder_name=f"{host.name}:{cli_port}",
+            host_name=host.name, transcoder_name=f"{host.name}:{cli_port}", tls=tls,
         ),
     )
     unit = files.template(

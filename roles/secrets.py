@@ -23,6 +23,9 @@ from roles._ops import put_secret_commands
 CONFIG_DIR = "/etc/lpnode"
 ORCH_SECRET_PATH = f"{CONFIG_DIR}/orchSecret"
 ADMIN_TOKEN_PATH = f"{CONFIG_DIR}/adminToken"
+TLS_CERT_PATH = f"{CONFIG_DIR}/tls.crt"
+TLS_KEY_PATH = f"{CONFIG_DIR}/tls.key"
+ORCH_CERT_PATH = f"{CONFIG_DIR}/orchestrator.crt"
 KEYSTORE_DIR = f"{CONFIG_DIR}/keystore"
 
 
@@ -107,6 +110,9 @@ class SecretsResult:
     """What the secrets role changes, for the node role to reload on."""
 
     will_change: bool
+    # The TLS pair (orchestrator) or the pinned certificate (transcoder) changed: lpnode reads
+    # them at start only, so it must restart.
+    tls_changed: bool = False
 
 
 @deploy("secrets")
@@ -117,6 +123,9 @@ def secrets(
     keystore_password: SecretSource | None = None,
     keystore_allowed: bool = False,
     service_user: str = "lpnode",
+    tls_cert: str | None = None,
+    tls_key: SecretSource | None = None,
+    orch_cert: str | None = None,
 ) -> SecretsResult:
     """Put this host's secrets in /etc/lpnode.
 
@@ -126,6 +135,10 @@ def secrets(
     + keystore_allowed: true only on reward and redeemer hosts; a keystore anywhere else is refused
       (inventory validation stops it earlier; this is the last line)
     + service_user: owner of the files (and group of /etc/lpnode)
+    + tls_cert, tls_key: orchestrator: the certificate (a local path) and key it serves on 8935
+      -> /etc/lpnode/tls.crt, /etc/lpnode/tls.key (roles/tls.py says where they come from)
+    + orch_cert: transcoder: its orchestrator's certificate (a local path), which it pins
+      -> /etc/lpnode/orchestrator.crt
     """
     if keystore and not keystore_allowed:
         raise DeployError(
@@ -172,4 +185,15 @@ def secrets(
                 source=keystore_password, dest=f"{KEYSTORE_DIR}/password", user=service_user,
                 group=service_user,
             ))
-    return SecretsResult(will_change=any(op.will_change for op in ops))
+    tls_ops = []
+    for local, dest in ((tls_cert, TLS_CERT_PATH), (orch_cert, ORCH_CERT_PATH)):
+        if local:   # certificates are public: an ordinary upload
+            tls_ops.append(files.put(name=f"certificate -> {dest} (from {local})", src=local,
+                                     dest=dest, user="root", group=service_user, mode="644"))
+    if tls_key:
+        tls_ops.append(secret_file(
+            name=f"TLS key -> {TLS_KEY_PATH} (from {tls_key.describe()})",
+            source=tls_key, dest=TLS_KEY_PATH, user=service_user, group=service_user, text=False,
+        ))
+    return SecretsResult(will_change=any(op.will_change for op in ops),
+                         tls_changed=any(op.will_change for op in tls_ops))

@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,12 +186,32 @@ def test_secret_not_in_ps_or_journal(hosts, lab, name):
     assert "orchSecret /etc/lpnode/orchSecret" in config
 
 
+def test_keystore_lands_on_the_reward_host_and_nowhere_else(hosts, lab):
+    """The lab's reward host (o1) has a keystore in its data; every other host is scanned."""
+    keystore = Path(lab.state_dir) / "secrets" / "keystore.json"
+    marker = json.loads(keystore.read_text())["id"]   # unique to this keystore
+    reward = hosts[ORCH]
+    landed = reward.file("/etc/lpnode/keystore/keystore.json")
+    assert (landed.user, landed.group, landed.mode) == ("lpnode", "lpnode", 0o400)
+    assert landed.sha256sum == hashlib.sha256(keystore.read_bytes()).hexdigest()
+    password = reward.file("/etc/lpnode/keystore/password")
+    assert (password.user, password.mode) == ("lpnode", 0o400)
+    for name, host in hosts.items():
+        found = host.run(f"grep -rlsF {marker} /etc /root /home /tmp /var/tmp /var/lib /opt")
+        expected = ["/etc/lpnode/keystore/keystore.json"] if name == ORCH else []
+        assert found.stdout.split() == expected, name
+
+
 @pytest.mark.parametrize("name", TRANSCODERS)
-def test_no_keystore_on_transcoders(hosts, name):
-    host = hosts[name]
-    assert not host.file("/etc/lpnode/keystore").exists
-    found = host.run("grep -rlsi --include='*.json' '\"crypto\"' /etc /root /var/lib/lpnode /opt/lpnode/wheelhouse")
-    assert found.stdout.strip() == ""
+def test_transcoders_pin_their_orchestrators_certificate(hosts, addresses, name):
+    """The certificate o1 serves on 8935 is the one each transcoder was given for -orchCert."""
+    served = ssl.get_server_certificate((addresses[ORCH], 8935))
+    given = hosts[name].file("/etc/lpnode/orchestrator.crt")
+    assert given.content_string.strip() == served.strip()
+    assert "orchCert /etc/lpnode/orchestrator.crt" in hosts[name].file("/etc/lpnode/lpnode.conf").content_string
+    assert not hosts[name].file("/etc/lpnode/tls.key").exists
+    key = hosts[ORCH].file("/etc/lpnode/tls.key")
+    assert (key.user, key.mode) == ("lpnode", 0o400)
 
 
 # --------------------------------------------------------------------------- the fleet works
@@ -257,3 +280,59 @@ def test_new_lpnode_build_is_installed_and_restarts_the_service(hosts):
     assert host.check_output("systemctl show lpnode -p MainPID --value") != pid_before
     again = deploy("--limit", "t2")
     assert again.totals()["changed"] == 0, again.output[-4000:]
+
+
+SUDO_USER = "deployer"
+
+
+def test_secrets_never_pass_through_a_readable_file_with_sudo(hosts, lab, tmp_path):
+    """The deploy reaching a host as an unprivileged user with sudo (`_sudo = True`, as the docs
+    offer): pyinfra would upload a file to /tmp over SFTP and copy it with sudo. sftp-server
+    logs every file it opens; changing a secret must open none, and the secret must land."""
+    host = hosts["t2"]
+    pubkey = Path(lab.ssh_key + ".pub").read_text().strip()
+    host.check_output(
+        f"id {SUDO_USER} >/dev/null 2>&1 || useradd -m -s /bin/bash {SUDO_USER}; "
+        f"install -d -m 700 -o {SUDO_USER} -g {SUDO_USER} /home/{SUDO_USER}/.ssh; "
+        f"echo {shlex.quote(pubkey)} > /home/{SUDO_USER}/.ssh/authorized_keys; "
+        f"chown {SUDO_USER}: /home/{SUDO_USER}/.ssh/authorized_keys; "
+        f"echo '{SUDO_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{SUDO_USER}; "
+        "chmod 440 /etc/sudoers.d/" + SUDO_USER + "; "
+        # sftp-server logs each open and close with its path
+        "grep -q 'sftp-server -l INFO' /etc/ssh/sshd_config || { "
+        "sed -i 's|^Subsystem.*sftp.*|Subsystem sftp /usr/lib/openssh/sftp-server -l INFO|' "
+        "/etc/ssh/sshd_config && systemctl reload ssh; }")
+    # sshd re-executes on reload and refuses connections for a moment
+    deadline = time.monotonic() + 20
+    while host.run("true").rc != 0:
+        assert time.monotonic() < deadline, "sshd did not come back after its reload"
+        time.sleep(0.2)
+    token = tmp_path / "adminToken"
+    token.write_text("sudo-rotated-admin-token-0c41\n")
+    token.chmod(0o600)
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    try:
+        run = deploy("--limit", "t2", "--data", f"ssh_user={SUDO_USER}", "--data", "_sudo=True",
+                     "--data", f"admin_token_file={token}")
+        assert run.returncode == 0, run.output[-4000:]
+        assert run.totals()["changed"] >= 1
+        landed = host.file("/etc/lpnode/adminToken")
+        assert (landed.user, landed.mode) == ("lpnode", 0o400)
+        assert landed.sha256sum == hashlib.sha256(token.read_bytes()).hexdigest()
+        # A harmless upload of our own, to show the log would have caught one.
+        probe = tmp_path / "probe"
+        probe.write_text("not a secret\n")
+        subprocess.run(["sftp", "-F", lab.ssh_config, "-b", "-", f"{SUDO_USER}@t2"],
+                       input=f"put {probe} /tmp/lpfleet-sftp-probe\n", text=True, check=True,
+                       capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while "lpfleet-sftp-probe" not in (sftp := host.check_output(
+                f"journalctl --no-pager -o cat -t sftp-server --since '{since}'")):
+            assert time.monotonic() < deadline, f"the probe upload was not logged:\n{sftp}"
+            time.sleep(0.2)
+        writes = [line for line in sftp.splitlines() if line.startswith("open ") and "WRITE" in line]
+        assert writes == ['open "/tmp/lpfleet-sftp-probe" flags WRITE,CREATE,TRUNCATE mode 0644'], sftp
+        assert "sudo-rotated-admin-token" not in host.check_output("journalctl --no-pager -o cat")
+    finally:
+        restored = deploy("--limit", "t2")
+        assert restored.returncode == 0, restored.output[-4000:]
