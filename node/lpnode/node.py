@@ -26,7 +26,7 @@ from lpnode.monitor import NodeMetrics
 from lpnode.net.address import join, split_host_port
 from lpnode.net.channel import Trust
 from lpnode.secret import load_orch_secret, read_secret_file
-from lpnode.server import h2window
+from lpnode.server import closing, h2window
 from lpnode.server.admin import AdminApp
 from lpnode.server.service import ServiceApp
 from lpnode.server.listen import StartupError, bind, bound_address
@@ -49,7 +49,9 @@ def _hypercorn(sock: socket.socket, certfile: Path | None = None,
     cfg.include_server_header = False
     # Transcoders hold one long stream open; it must not count as an idle connection.
     cfg.keep_alive_timeout = 75
-    cfg.graceful_timeout = 5
+    # Only idle keep-alive connections are left by the time the listeners stop (the drain saw
+    # every segment and rendition through): do not keep the port shut waiting on them.
+    cfg.graceful_timeout = 0.5
     # Hypercorn closes an HTTP/2 connection after 1000 requests by default; transcoders and
     # gateways keep one connection for thousands of segments, and the requests caught in that
     # close fail.
@@ -77,8 +79,9 @@ def advertised_uri(cfg: NodeConfig, listen: str) -> str:
 DRAIN_DEADLINE_S = 30.0
 # After a part of the node failed: a short drain, so the process is restarted within seconds.
 FAILURE_DRAIN_S = 2.0
-# How long the listeners get to close their connections once the node stops.
-CLOSE_TIMEOUT_S = 3.0
+# How long the listeners get to close their connections once the node stops. Only idle
+# keep-alive connections are left by then, which clients close only at their next request.
+CLOSE_TIMEOUT_S = 0.5
 # How long after a segment's results a draining orchestrator still expects its gateway to come
 # for the renditions (go-livepeer gateways fetch them at once).
 RENDITION_PICKUP_S = 5.0
@@ -252,6 +255,15 @@ def _log_failure(name: str) -> Callable[[asyncio.Task[Any]], None]:
     return done
 
 
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Once the node stops, Hypercorn cancels the connection tasks that outlive its grace
+    period; asyncio's stream callbacks (Python 3.11) log each cancellation as an error with a
+    traceback, which would read as a crash in every clean stop."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
 async def run_node(cfg: NodeConfig) -> int:
     """Run until SIGTERM/SIGINT, which drains (bounded by DRAIN_DEADLINE_S) and exits 0, or
     until a part of the node fails, which exits 1 so that systemd restarts it. SIGHUP reloads
@@ -261,6 +273,7 @@ async def run_node(cfg: NodeConfig) -> int:
     if gpus and (warning := session_budget_warning(gpus, cfg.max_sessions or 1)):
         log.warning("%s", warning)
     stop, terminate = asyncio.Event(), asyncio.Event()
+    closing.install()
     node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, gpus)
 
     loop = asyncio.get_running_loop()
@@ -284,10 +297,14 @@ async def run_node(cfg: NodeConfig) -> int:
         log.error("%s; stopping so that systemd restarts lpnode", failure)
     if node.drain is not None:
         await node.drain(DRAIN_DEADLINE_S if failure is None else FAILURE_DRAIN_S)
+    loop.set_exception_handler(_quiet_cancellations)
     stop.set()
     if node.close is not None:
         node.close()
-    await asyncio.wait(servers, timeout=CLOSE_TIMEOUT_S)
+    _, lingering = await asyncio.wait(servers, timeout=CLOSE_TIMEOUT_S)
+    if lingering:
+        closing.hang_up()
+        await asyncio.wait(servers, timeout=CLOSE_TIMEOUT_S)
     await supervisor.cancel_all(timeout=CLOSE_TIMEOUT_S)
     log.info("stopped" if failure is None else "stopped after a failure")
     return 0 if failure is None else 1

@@ -14,8 +14,10 @@ import pytest
 from .conftest import wait_http, wait_transcoders
 
 pytestmark = pytest.mark.integration
+# The test stream's own defaults (-maxAttempts 3, as go-livepeer's gateway): the orchestrator
+# must absorb these faults, not the gateway's retries.
 STREAM = ("-profiles", "P240p30fps16x9,P144p30fps16x9", "-resolution", "426x240", "-realtime",
-          "-quiet", "-maxAttempts", "8")
+          "-quiet")
 
 
 def retries(orch) -> float:
@@ -74,7 +76,7 @@ def test_kill_9_a_transcoder_mid_segment(fleet):
     rc, summary, output = fleet.finish_stream(stream)
     print(f"kill -9: dropped after {gone:.2f}s, retries {retries(orch):.0f}, "
           f"stream {summary.get('succeeded')}/{summary.get('segments')}, p99 {summary['latency_ms']['p99']} ms")
-    assert rc == 0 and summary["failed"] == 0, output
+    assert rc == 0 and summary["failed"] == 0 and summary["retries"] == 0, output
     assert retries(orch) >= 1
 
 
@@ -91,7 +93,7 @@ def test_frozen_transcoder_is_noticed_and_its_segment_moves(fleet):
     print(f"SIGSTOP: detected after {detected:.2f}s, retries {retries(orch):.0f}, "
           f"stream {summary.get('succeeded')}/{summary.get('segments')}, max {summary['latency_ms']['max']} ms")
     assert detected < 10
-    assert rc == 0 and summary["failed"] == 0, output
+    assert rc == 0 and summary["failed"] == 0 and summary["retries"] == 0, output
     # once it runs again it comes back by itself
     until(lambda: len(orch.status()["transcoders"]) == 2, 15, "the thawed transcoder reconnecting")
 
@@ -108,7 +110,7 @@ def test_drain_a_transcoder_then_stop_it(fleet):
     rc, summary, output = fleet.finish_stream(stream)
     print(f"drain: finished and deregistered after {drained:.2f}s, retries {retries(orch):.0f}, "
           f"stream {summary.get('succeeded')}/{summary.get('segments')}")
-    assert rc == 0 and summary["failed"] == 0, output
+    assert rc == 0 and summary["failed"] == 0 and summary["retries"] == 0, output
     assert retries(orch) == 0          # nothing had to be rescued: the drain handed it over
 
 
@@ -119,6 +121,7 @@ def test_orchestrator_restart_loses_no_segment(fleet):
     stopped_at = time.monotonic()
     orch.stop()
     assert orch.popen.returncode == 0
+    stopped_log = orch.log()
     fleet.procs.remove(orch)
     orch = fleet.orchestrator()          # same ports, same data directory (auth-token key)
     down = time.monotonic() - stopped_at
@@ -126,7 +129,11 @@ def test_orchestrator_restart_loses_no_segment(fleet):
     rc, summary, output = fleet.finish_stream(stream)
     print(f"restart: orchestrator down {down:.2f}s, transcoders back {back:.2f}s after it, "
           f"stream retries {summary.get('retries')}, max latency {summary['latency_ms']['max']} ms")
+    # The gateway sees the restart (its segments are refused while the process is away) but
+    # its own 3 attempts cover it: at most one segment per stream needs both of its retries.
     assert rc == 0 and summary["failed"] == 0, output
+    assert summary["retries"] <= 2 * 2, output
+    assert "Traceback" not in stopped_log, stopped_log
 
 
 def test_secret_rotation_with_no_downtime(fleet, tmp_path):
@@ -146,7 +153,7 @@ def test_secret_rotation_with_no_downtime(fleet, tmp_path):
     rc, summary, output = fleet.finish_stream(stream)
     print(f"rotation: old-secret connections closed {closed:.2f}s after SIGHUP (grace 4s), "
           f"transcoders back {moved:.2f}s later, stream {summary.get('succeeded')}/{summary.get('segments')}")
-    assert rc == 0 and summary["failed"] == 0, output
+    assert rc == 0 and summary["failed"] == 0 and summary["retries"] == 0, output
     old = tmp_path / "oldSecret"
     old.write_text(old_secret)
     old.chmod(0o600)

@@ -84,6 +84,11 @@ class ServiceApp:
         # Operators grep for this exact line (go-livepeer's wording).
         log.info("Got a RegisterTranscoder request from transcoder=%s capacity=%d",
                  ctx.peer_host, req.capacity)
+        if self.orch.closing:
+            # Its stream would hold this process open; it reconnects to whoever is up next.
+            self.refusals.refuse("transcoder", ctx.peer_host, "shutting_down",
+                                 "it reconnects once this orchestrator is back")
+            raise GrpcError(StatusCode.UNAVAILABLE, "orchestrator is shutting down")
         secret = self.orch.secret
         generation = secret.matches(req.secret) if secret is not None else None
         if generation is None:
