@@ -25,13 +25,12 @@ import math
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .monitoring_api import Prometheus
+from .monitoring_api import Prometheus, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -85,11 +84,13 @@ def streamed(prometheus, lab) -> None:
          "-streams", "2", "-segments", "8", "-resolution", "640x360", "-quiet"],
         capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
-    deadline = time.monotonic() + 90
-    while (prometheus.value(segments) or 0) < before + 16:
-        assert time.monotonic() < deadline, "Prometheus did not scrape the test stream's segments in 90 s"
-        time.sleep(3)
-    time.sleep(2 * STEP_S)   # one more scrape, so rates over the stream have two points after it
+    wait_until(lambda: (prometheus.value(segments) or 0) >= before + 16, 90,
+               "Prometheus to scrape the test stream's segments")
+    # One more scrape of o1 after that, so rates over the stream have two points after it.
+    last_scrape = f'timestamp(up{{job="lpnode", host="{ORCH}"}})'
+    scraped_at = prometheus.value(last_scrape)
+    wait_until(lambda: (prometheus.value(last_scrape) or 0) > scraped_at, 30,
+               f"one more scrape of {ORCH}")
 
 
 @pytest.fixture(scope="module")

@@ -186,3 +186,43 @@ def test_transcoder_is_named_after_its_inventory_host():
     assert flags["transcoderName"] == "t1:7935"
     assert "transcoderName" not in dict(config_flags("orchestrator", "10.77.0.11", host_name="o1",
                                                      transcoder_name="o1:7935"))
+
+
+def test_the_secret_reaches_only_its_own_file(built, monkeypatch):
+    """With the orchSecret and admin token in the deploy's environment, as an operator runs it,
+    their values travel only to their 0400 files (on stdin), and appear in no command, no
+    rendered unit or config, no operation name or argument."""
+    from roles.secrets import SecretSource, secrets
+
+    secret, token = "c2VjcmV0LXVzZWQtb25seS1oZXJl", "dG9rZW4tdXNlZC1vbmx5LWhlcmU"
+    monkeypatch.setenv("LPFLEET_ORCH_SECRET", secret)
+    monkeypatch.setenv("LPFLEET_ADMIN_TOKEN", token)
+
+    def node_host() -> None:   # what deploys/fleet.py runs on a transcoder
+        secrets(orch_secret=SecretSource("orchSecret", env="LPFLEET_ORCH_SECRET"),
+                admin_token=SecretSource("admin token", env="LPFLEET_ADMIN_TOKEN"))
+        node(role="transcoder", address="10.77.0.21", orch_addr="10.77.0.11:8935")
+
+    ops, _ = prepare(node_host, facts=base_facts(), host_name="t1")
+    holders = {}
+    for op in ops:
+        uploaded = b"".join(_content(src) for src, _ in op.uploads)
+        written = b"".join(op.secret() for _ in op.stdin[:1])
+        for value in (secret, token):
+            assert value not in op.name and value not in repr(op.global_arguments)
+            assert not any(value in command for command in op.commands)
+            assert value.encode() not in uploaded
+            if value.encode() in written:
+                holders[value] = op.name
+    assert holders == {secret: "secrets | orchSecret -> /etc/lpnode/orchSecret (from environment "
+                               "variable LPFLEET_ORCH_SECRET)",
+                       token: "secrets | admin token -> /etc/lpnode/adminToken (from environment "
+                              "variable LPFLEET_ADMIN_TOKEN)"}
+    assert ops.has("lpnode config") and ops.has("systemd unit")
+
+
+def _content(src) -> bytes:
+    if hasattr(src, "getvalue"):
+        value = src.getvalue()
+        return value.encode() if isinstance(value, str) else value
+    return Path(src).read_bytes()
