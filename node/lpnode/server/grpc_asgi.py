@@ -76,6 +76,17 @@ class Method:
     streaming: bool = False
 
 
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def parse_timeout(value: str) -> float:
+    """Seconds in a ``grpc-timeout`` header: up to 8 digits and a unit (gRPC over HTTP/2)."""
+    digits, unit = value[:-1], value[-1:]
+    if not (1 <= len(digits) <= 8 and digits.isdigit() and unit in _TIMEOUT_UNITS):
+        raise GrpcError(StatusCode.INVALID_ARGUMENT, f"malformed grpc-timeout {value!r}")
+    return int(digits) * _TIMEOUT_UNITS[unit]
+
+
 def is_grpc(scope: dict) -> bool:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
@@ -146,12 +157,13 @@ async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[st
         await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
 
     method = methods.get(scope["path"])
-    try:
+
+    async def call() -> None:
         if method is None:
             raise GrpcError(StatusCode.UNIMPLEMENTED, f"unknown method {scope['path']}")
         body = await _read_body(receive)
         if body is None:
-            return
+            raise _ClientGone()
         request = method.request_type()
         try:
             request.ParseFromString(unframe(body))
@@ -161,10 +173,17 @@ async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[st
             reply = await method.handler(request, ctx)  # type: ignore[misc]
             await start()
             await send({"type": "http.response.body", "body": frame(reply), "more_body": True})
-            await finish(StatusCode.OK)
             return
         replies = await method.handler(request, ctx)
         await _stream(replies, receive, send, start)  # type: ignore[arg-type]
+
+    try:
+        # The client's deadline bounds the whole call, as a gRPC server's context does.
+        timeout = parse_timeout(ctx.metadata["grpc-timeout"]) if "grpc-timeout" in ctx.metadata else None
+        try:
+            await asyncio.wait_for(call(), timeout)
+        except TimeoutError:
+            raise GrpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
         await finish(StatusCode.OK)
     except GrpcError as exc:
         await finish(exc.code, exc.message)
@@ -181,13 +200,12 @@ async def _stream(replies: AsyncIterator[Message], receive: Callable, send: Call
     """Send each reply as it comes; stop the handler as soon as the client goes away."""
     await start()
     disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+    nxt: asyncio.Future[Message] | None = None
     try:
         while True:
             nxt = asyncio.ensure_future(anext(replies))
             done, _ = await asyncio.wait({nxt, disconnected}, return_when=asyncio.FIRST_COMPLETED)
             if disconnected in done:
-                nxt.cancel()
-                await asyncio.gather(nxt, return_exceptions=True)
                 raise _ClientGone()
             try:
                 reply = nxt.result()
@@ -196,6 +214,11 @@ async def _stream(replies: AsyncIterator[Message], receive: Callable, send: Call
             await send({"type": "http.response.body", "body": frame(reply), "more_body": True})
     finally:
         disconnected.cancel()
+        # The handler may be mid-reply (the client left, or the deadline passed): stop that
+        # first, or the generator cannot be closed.
+        if nxt is not None and not nxt.done():
+            nxt.cancel()
+            await asyncio.gather(nxt, return_exceptions=True)
         await replies.aclose()  # type: ignore[attr-defined]
 
 
