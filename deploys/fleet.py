@@ -16,7 +16,9 @@ The inventory is validated before anything is prepared, so a broken inventory ch
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
+
+from pyinfra import host, inventory
 
 from inventory.validate import (
     GPU,
@@ -28,7 +30,6 @@ from inventory.validate import (
     check_pyinfra_inventory,
     spec_of,
 )
-from pyinfra import host, inventory
 from roles.alertmanager import alertmanager
 from roles.common import common
 from roles.firewall import firewall
@@ -36,9 +37,9 @@ from roles.grafana import grafana
 from roles.monitoring import NODE_EXPORTER_PORT, admin_tcp_ports, monitoring_tcp_ports, scrape_hosts
 from roles.node import CLI_PORT, SERVICE_PORT, node
 from roles.node_exporter import node_exporter
-from roles.nvidia import nvidia
+from roles.nvidia import NvidiaResult, nvidia
 from roles.prometheus import prometheus
-from roles.secrets import SecretSource, secrets, source_from_data
+from roles.secrets import SecretSource, SecretsResult, secrets, source_from_data
 from roles.tls import orchestrator_pair
 
 
@@ -102,11 +103,12 @@ orchestrator = spec_of(inventory.get_host(host.data.get("orchestrator"))) \
 their_tls = orchestrator_pair(orchestrator.name, orchestrator.address, orchestrator.data) \
     if orchestrator else None
 
-secrets_result = None
+secrets_result: SecretsResult | None = None
 if is_orchestrator or is_transcoder or holds_keystore:
     data = me.data
     node_secrets = is_orchestrator or is_transcoder
-    secrets_result = secrets(
+    # pyinfra types a @deploy's return value as an operation's; these return their own.
+    secrets_result = cast(SecretsResult, secrets(
         orch_secret=source_from_data(data, "orch_secret", "orchSecret") if node_secrets else None,
         admin_token=source_from_data(data, "admin_token", "admin token") if node_secrets else None,
         keystore=SecretSource("keystore", file=data["keystore_path"]) if data.get("keystore_path") else None,
@@ -116,9 +118,9 @@ if is_orchestrator or is_transcoder or holds_keystore:
         tls_cert=own_tls.cert if own_tls else None,
         tls_key=SecretSource("TLS key", file=own_tls.key) if own_tls else None,
         orch_cert=their_tls.cert if their_tls else None,
-    )
+    ))
 
-nvidia_result = nvidia(**role_kwargs(nvidia, "nvidia_")) if is_gpu else None
+nvidia_result = cast(NvidiaResult, nvidia(**role_kwargs(nvidia, "nvidia_"))) if is_gpu else None
 
 if is_orchestrator or is_transcoder:
     orch_addr = f"{orchestrator.address}:{SERVICE_PORT}" if orchestrator else None

@@ -95,11 +95,11 @@ def describe(
             host_data[name].update(data)
     specs = []
     for name in names:
-        data: dict[str, Any] = dict(group_data.get("all", {}))
+        merged: dict[str, Any] = dict(group_data.get("all", {}))
         for group in memberships[name]:
-            data.update(group_data.get(group, {}))
-        data.update(host_data[name])
-        specs.append(HostSpec(name, frozenset(memberships[name]), data))
+            merged.update(group_data.get(group, {}))
+        merged.update(host_data[name])
+        specs.append(HostSpec(name, frozenset(memberships[name]), merged))
     return specs
 
 
@@ -217,7 +217,8 @@ def _check_secrets(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[Pr
         if h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS):
             for key, what in NODE_SECRETS:
                 problems += _check_secret(h, key, what, environ, required=True)
-        if h.data.get("keystore_path") and (h.in_group(REWARD) or h.in_group(REDEEMERS)) and not h.in_group(TRANSCODERS):
+        holds_keystore = h.in_group(REWARD) or h.in_group(REDEEMERS)
+        if h.data.get("keystore_path") and holds_keystore and not h.in_group(TRANSCODERS):
             problems += _check_secret_file(h.name, str(h.data["keystore_path"]), "keystore_path", "keystore")
             problems += _check_secret(h, "keystore_password", "keystore password", environ, required=False)
     return problems

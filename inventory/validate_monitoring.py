@@ -23,7 +23,7 @@ SECRET_FIELDS = {
 }
 
 # What each channel type cannot do without (one of each tuple).
-REQUIRED = {
+REQUIRED: dict[str, list[tuple[str, ...]]] = {
     "email": [("to",)],
     "pagerduty": [("routing_key_file", "service_key_file", "routing_key", "service_key")],
     "slack": [("api_url_file", "api_url"), ("channel",)],
@@ -102,7 +102,8 @@ def _check_receivers(h: HostSpec, environ: Mapping[str, str]) -> list[Problem]:
             where = f"alertmanager_receivers {receiver} #{index}"
             kind = channel.get("type") if isinstance(channel, Mapping) else None
             if kind not in CHANNEL_TYPES:
-                problems.append(Problem(h.name, f"{where}: type must be one of {', '.join(CHANNEL_TYPES)}, not {kind!r}"))
+                problems.append(Problem(
+                    h.name, f"{where}: type must be one of {', '.join(CHANNEL_TYPES)}, not {kind!r}"))
                 continue
             for options in REQUIRED[kind]:
                 if not any(channel.get(o) for o in options):
@@ -115,7 +116,8 @@ def _check_receivers(h: HostSpec, environ: Mapping[str, str]) -> list[Problem]:
             problems += _check_fields(h, where, {k: v for k, v in channel.items() if k != "type"}, environ)
     if smtp:
         if not isinstance(smtp, Mapping):
-            problems.append(Problem(h.name, "alertmanager_smtp must be a mapping (smarthost, from, auth_username, ...)"))
+            problems.append(Problem(
+                h.name, "alertmanager_smtp must be a mapping (smarthost, from, auth_username, ...)"))
         else:
             problems += _check_fields(h, "alertmanager_smtp", smtp, environ)
     return problems
@@ -169,8 +171,9 @@ def _check_rule_files(h: HostSpec) -> list[Problem]:
         if not path.is_file():
             problems.append(Problem(h.name, f"prometheus_extra_rule_files: {path} is not a file on this machine"))
         elif path.suffix != ".yml" or path.name in taken:
-            problems.append(Problem(h.name, f"prometheus_extra_rule_files: {path.name} must end in .yml and not be "
-                                            f"named like another rule file ({', '.join(sorted(taken))}). Fix: rename it"))
+            problems.append(Problem(h.name, f"prometheus_extra_rule_files: {path.name} must end in .yml and "
+                                            f"not be named like another rule file "
+                                            f"({', '.join(sorted(taken))}). Fix: rename it"))
         taken.add(path.name)
     return problems
 

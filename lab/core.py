@@ -17,7 +17,7 @@ from . import config, host, net, rootfs, ssh
 from . import state as state_mod
 from .config import HostSpec, LabError
 from .state import Host, LabState
-from .util import Log, quiet_log, require_root_and_tools, locked, write_secret
+from .util import Log, locked, quiet_log, require_root_and_tools, write_secret
 
 TOOLS = ("debootstrap", "systemd-nspawn", "ip", "nft", "mount", "ssh", "ssh-keygen", "setsid")
 
@@ -61,8 +61,9 @@ def _throwaway_keystore() -> str:
 
 def ensure_secrets() -> None:
     """The lab's orchSecret, admin token, alert receiver token and the reward host's (throwaway)
-    keystore and password on the control machine (0600, random, made once). The receiver token is what the lab's Alertmanager sends to the test
-    webhook receiver (a bearer token), so the lab proves receiver secrets arrive."""
+    keystore and password on the control machine (0600, random, made once). The receiver token
+    is what the lab's Alertmanager sends to the test webhook receiver (a bearer token), so the
+    lab proves receiver secrets arrive."""
     secrets_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(secrets_dir(), 0o700)
     if not orch_secret_path().exists():
@@ -201,8 +202,8 @@ def up(
 
         with ThreadPoolExecutor(max_workers=len(specs)) as pool:
             is_up = list(pool.map(prepare, specs))
-        to_boot = [s for s, r in zip(specs, is_up) if not r]
-        running = [s.name for s, r in zip(specs, is_up) if r]
+        to_boot = [s for s, r in zip(specs, is_up, strict=True) if not r]
+        running = [s.name for s, r in zip(specs, is_up, strict=True) if r]
 
         st = _make_state(specs, dns)
         ssh.write_client_files([(s.name, s.address, host.host_pubkeys(s.name)) for s in specs])
@@ -212,7 +213,7 @@ def up(
             log(f"{spec.name}: booting")
             host.boot(spec, log)
         with ThreadPoolExecutor(max_workers=len(specs)) as pool:
-            results = dict(zip(names, pool.map(lambda n: wait_ready(n, st, timeout), names)))
+            results = dict(zip(names, pool.map(lambda n: wait_ready(n, st, timeout), names), strict=True))
         for name, sys_state in results.items():
             if sys_state != "running":
                 failed = ssh.ssh_run(name, "systemctl --failed --no-legend --plain", state=st)

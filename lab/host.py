@@ -186,7 +186,7 @@ CGROUP_PARENT = "lpfleet-lab"
 
 def cgroup_mounts() -> list[Path]:
     """Mount points of the hierarchies systemd uses: cgroup2 (unified) and name=systemd (v1)."""
-    out = []
+    out: list[Path] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:

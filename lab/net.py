@@ -77,7 +77,7 @@ def mirror_addresses(urls: list[str]) -> list[str]:
             continue
         try:
             for info in socket.getaddrinfo(host, 80, socket.AF_INET, socket.SOCK_STREAM):
-                out.add(info[4][0])
+                out.add(str(info[4][0]))
         except OSError:
             continue
     return sorted(out)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import config
 from .state import Host, LabState, load

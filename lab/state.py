@@ -86,7 +86,7 @@ class LabState:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "LabState":
+    def from_json(cls, d: dict) -> LabState:
         d = dict(d)
         if d.get("version") != VERSION:
             raise config.LabError(

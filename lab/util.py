@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from . import config
 
@@ -36,9 +36,9 @@ def run(
     try:
         p = subprocess.run(list(argv), text=True, timeout=timeout, **kw)
     except FileNotFoundError:
-        raise config.LabError(f"{argv[0]} not found: run scripts/setup (it installs the lab's tools)")
+        raise config.LabError(f"{argv[0]} not found: run scripts/setup (it installs the lab's tools)") from None
     except subprocess.TimeoutExpired:
-        raise config.LabError(f"timed out after {timeout}s: {' '.join(argv)}")
+        raise config.LabError(f"timed out after {timeout}s: {' '.join(argv)}") from None
     if check and p.returncode != 0:
         err = (p.stderr or "").strip() if capture else ""
         raise config.LabError(f"command failed ({p.returncode}): {' '.join(argv)}\n{err}".rstrip())
@@ -69,7 +69,7 @@ def locked(timeout: float = 900) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise config.LabError(f"another lab command holds {d / '.lock'}")
+                    raise config.LabError(f"another lab command holds {d / '.lock'}") from None
                 time.sleep(0.2)
         try:
             yield

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 def _lab_log(quiet: bool):

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import jinja2
-
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.api.exceptions import DeployError

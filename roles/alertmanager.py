@@ -113,7 +113,8 @@ def _contains_inline(value: Any) -> bool:
 def plan_receivers(receivers: dict[str, list[dict[str, Any]]], smtp: dict[str, Any] | None = None) -> ReceiverPlan:
     """Check the receivers' shape and replace their secret references (see the module's doc)."""
     if not isinstance(receivers, dict):
-        raise DeployError(f"{host.name}: alertmanager_receivers must be a mapping of page/ticket/watchdog to lists of channels")
+        raise DeployError(f"{host.name}: alertmanager_receivers must be a mapping of page/ticket/watchdog "
+                          "to lists of channels")
     unknown = sorted(set(receivers) - set(RECEIVERS))
     if unknown:
         raise DeployError(f"{host.name}: alertmanager_receivers: unknown receiver(s) {', '.join(unknown)}; "
@@ -236,7 +237,8 @@ def alertmanager(
                               f"some of {', '.join(TIMINGS)}; got {route!r}: {values!r}")
         for key, value in values.items():
             if not DURATION.match(str(value)):
-                raise DeployError(f"{host.name}: alertmanager_route_timings {route}.{key} = {value!r} is not a duration")
+                raise DeployError(f"{host.name}: alertmanager_route_timings {route}.{key} = {value!r} "
+                                  "is not a duration")
     for name, value in (("resolve_timeout", resolve_timeout), ("data_retention", data_retention)):
         if not DURATION.match(str(value)):
             raise DeployError(f"{host.name}: alertmanager_{name} = {value!r} is not a duration (e.g. 5m, 120h)")

@@ -48,7 +48,8 @@ def ruleset_context(
     monitoring = list(monitoring_sources)
 
     def by_version(networks: list[Network], version: int) -> list[str]:
-        collapsed = ipaddress.collapse_addresses(n for n in networks if n.version == version)
+        same = [n for n in networks if n.version == version]
+        collapsed = ipaddress.collapse_addresses(same)  # type: ignore[type-var]  # one version
         return [str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n) for n in collapsed]
 
     return {

@@ -15,8 +15,7 @@ from pyinfra.operations import files, pip, systemd
 from roles import wheelhouse
 from roles._facts import PythonVersion
 from roles._ops import jinja_options, sync_directory, template_path, validated_template
-from roles.secrets import (ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_CERT_PATH, ORCH_SECRET_PATH,
-                           TLS_CERT_PATH, TLS_KEY_PATH)
+from roles.secrets import ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_CERT_PATH, ORCH_SECRET_PATH, TLS_CERT_PATH, TLS_KEY_PATH
 
 SERVICE = "lpnode"
 VENV = "/opt/lpnode/venv"
@@ -39,10 +38,11 @@ def target_python(python: str | None = None) -> str:
     version = python or host.get_fact(PythonVersion)
     if not version:
         distro = host.get_fact(LinuxDistribution)
-        key = (str(distro["release_meta"].get("ID", "")).lower(), distro["major"])
+        key = (str(distro["release_meta"].get("ID", "")).lower(), int(distro["major"] or 0))
         version = _DISTRO_PYTHON.get(key)
     if not version:
-        raise DeployError(f"{host.name}: cannot tell which python3 this host has; set lpnode_python (e.g. '3.11') in its data")
+        raise DeployError(f"{host.name}: cannot tell which python3 this host has; "
+                          "set lpnode_python (e.g. '3.11') in its data")
     if tuple(int(p) for p in version.split(".")[:2]) < MIN_PYTHON:
         raise DeployError(
             f"{host.name}: python3 is {version}, lpnode needs {'.'.join(map(str, MIN_PYTHON))} or newer "
@@ -130,7 +130,8 @@ def wheelhouse_install(venv: str, wheelhouse_dir: str, lpnode_wheel: str, build_
     marker = f"{venv}/.lpfleet-build"
     if host.get_fact(FileContents, path=marker) == [build_id]:
         return
-    pip_install = f"{venv}/bin/pip install --no-index --disable-pip-version-check --quiet --find-links {shlex.quote(wheelhouse_dir)}"
+    pip_install = (f"{venv}/bin/pip install --no-index --disable-pip-version-check --quiet "
+                   f"--find-links {shlex.quote(wheelhouse_dir)}")
     yield StringCommand(f"{pip_install} --requirement {shlex.quote(wheelhouse_dir + '/requirements.txt')}")
     # lpnode's version does not change with every build, so pip would consider it satisfied.
     yield StringCommand(f"{pip_install} --no-deps --force-reinstall {shlex.quote(wheelhouse_dir + '/' + lpnode_wheel)}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from roles.common import missing_packages
 from roles._ops import packaged_service, service_flags
+from roles.common import missing_packages
 from roles.monitoring import NODE_EXPORTER_PORT
 
 PACKAGE = "prometheus-node-exporter"

@@ -54,13 +54,13 @@ def driver_plan(distro_id: str, branch: str) -> DriverPlan:
     if distro_id == "debian":
         # Debian ships one branch per release in non-free; the apt preferences pin keeps a
         # backport or a point release of another branch out.
-        driver = ("nvidia-driver", "nvidia-smi", "nvidia-persistenced", "libnvidia-encode1", "libnvcuvid1")
+        debian = ("nvidia-driver", "nvidia-smi", "nvidia-persistenced", "libnvidia-encode1", "libnvcuvid1")
         return DriverPlan(
             "debian",
-            ("linux-headers-amd64", *driver, "firmware-misc-nonfree"),
-            driver,
+            ("linux-headers-amd64", *debian, "firmware-misc-nonfree"),
+            debian,
             "nvidia-driver",
-            pinned=driver,
+            pinned=debian,
         )
     raise DeployError(f"{host.name}: the nvidia role supports Debian and Ubuntu, not {distro_id or 'this OS'}")
 
@@ -185,7 +185,8 @@ def nvidia(
             _if=driver.did_change,
         )
     elif driver.will_change:
-        logger.warning(f"{host.name}: the NVIDIA driver changes and nvidia_skip_reboot is set; reboot the host to load it")
+        logger.warning(f"{host.name}: the NVIDIA driver changes and nvidia_skip_reboot is set; "
+                       "reboot the host to load it")
 
     # The daemon cannot start before the new kernel module is loaded, i.e. before the reboot.
     systemd.service(
@@ -221,7 +222,8 @@ def _nvenc_patch(plan: DriverPlan, ref: str, sha256: str | None) -> bool:
         commands=[
             f"v={version_expr}; {script} -c \"$v\" >/dev/null || {{ echo \"lpfleet: keylase nvidia-patch "
             f"@ {ref} does not support driver $v; pin nvidia_driver_branch to a supported version "
-            f"({script} -l lists them), update nvidia_nvenc_patch_ref, or set nvidia_nvenc_patch: false\" >&2; exit 1; }}",
+            f"({script} -l lists them), update nvidia_nvenc_patch_ref, or set nvidia_nvenc_patch: "
+            "false\" >&2; exit 1; }",
             f"v={version_expr}; {script} -d \"$v\"",
         ],
     )

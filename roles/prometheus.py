@@ -108,7 +108,8 @@ def prometheus(
     for name, value in (("scrape_interval", scrape_interval), ("evaluation_interval", evaluation_interval),
                         ("retention_time", retention_time)):
         if not DURATION.match(str(value)):
-            raise DeployError(f"{host.name}: prometheus_{name} = {value!r} is not a Prometheus duration (e.g. 15s, 30d)")
+            raise DeployError(f"{host.name}: prometheus_{name} = {value!r} is not a Prometheus duration "
+                              "(e.g. 15s, 30d)")
     rules = rule_file_names(extra_rule_files)
 
     package = apt.packages(

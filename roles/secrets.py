@@ -9,8 +9,10 @@ a command line, an operation's arguments, pyinfra's diff output or a log.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy, operation
@@ -64,7 +66,7 @@ class SecretSource:
         return data
 
 
-def source_from_data(data: dict, key: str, what: str) -> SecretSource | None:
+def source_from_data(data: Mapping[str, Any], key: str, what: str) -> SecretSource | None:
     """The source named by inventory data ``<key>_file`` / ``<key>_env`` (a file wins)."""
     file, env = data.get(f"{key}_file"), data.get(f"{key}_env")
     if not file and not env:

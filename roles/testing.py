@@ -87,7 +87,7 @@ def _answer(facts: Mapping[Any, FactAnswer], cls, kwargs: dict[str, Any]):
         except TypeError:  # arguments that are lists cannot be a key
             continue
         if known:
-            answer = facts[key]  # type: ignore[index]
+            answer = facts[key]
             return answer(**kwargs) if callable(answer) and not isinstance(answer, type) else answer
     return cls().default()
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpnode.server.tls import ensure_self_signed
 from pyinfra.api.exceptions import DeployError
+
+from lpnode.server.tls import ensure_self_signed
 
 DEFAULT_TLS_DIR = "~/.local/share/lpfleet/tls"
 

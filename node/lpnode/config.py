@@ -670,7 +670,7 @@ def parse_node_flags(argv: Sequence[str], environ: Mapping[str, str]) -> NodeCon
                        "orch_cert"):
         if isinstance(kwargs[path_field], str):
             kwargs[path_field] = _expand_home(str(kwargs[path_field]), environ)
-    return NodeConfig(**kwargs)  # type: ignore[arg-type]
+    return NodeConfig(**kwargs)  # type: ignore[arg-type]  # each value checked by its flag's parser
 
 
 # --------------------------------------------------------------------------- help

@@ -8,9 +8,9 @@ import logging
 import signal
 import socket
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -28,8 +28,8 @@ from lpnode.net.channel import Trust
 from lpnode.secret import load_orch_secret, read_secret_file
 from lpnode.server import closing, h2window
 from lpnode.server.admin import AdminApp
-from lpnode.server.service import ServiceApp
 from lpnode.server.listen import StartupError, bind, bound_address
+from lpnode.server.service import ServiceApp
 from lpnode.server.tls import check_pair, ensure_self_signed
 from lpnode.supervisor import Supervisor, describe
 from lpnode.transcode.gpu import GpuInfo, preflight, session_budget_warning
@@ -106,7 +106,7 @@ class Running:
     servers: dict[str, Coroutine[Any, Any, Any]] = field(default_factory=dict)  # end on `stop`
     loops: dict[str, Coroutine[Any, Any, Any]] = field(default_factory=dict)    # run until cancelled
     drain: Callable[[float], Awaitable[Any]] | None = None
-    reload: Callable[[], Awaitable[Any]] | None = None
+    reload: Callable[[], Coroutine[Any, Any, Any]] | None = None
     close: Callable[[], None] | None = None
 
 

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 from lpnode.core import capabilities as caps
 from lpnode.core.auth import AuthTokens
+from lpnode.core.credentials import SharedSecret
 from lpnode.core.pool import TranscoderPool
 from lpnode.core.remote import RemoteTranscoder
 from lpnode.core.store import SegmentStore
-from lpnode.core.credentials import SharedSecret
-from lpnode.core.tasks import (NoTranscodersAvailable, Task, TaskFailed, TaskResult, TaskTimeout,
-                               TranscoderGone, Worker)
+from lpnode.core.tasks import NoTranscodersAvailable, Task, TaskFailed, TaskResult, TaskTimeout, TranscoderGone, Worker
 from lpnode.monitor import NodeMetrics
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import extension, segment_profiles
@@ -176,7 +175,7 @@ class Orchestrator:
         self.metrics.transcode_time.observe(elapsed)
         self.metrics.segment_done(elapsed, seg.duration / 1000)
         urls = []
-        for profile, (data, _) in zip(profiles, result.renditions):
+        for profile, (data, _) in zip(profiles, result.renditions, strict=True):
             name = f"{session_id}/{profile.name}/{seg.seq}{extension(profile)}"
             self.store.put(name, data, for_pickup=True)
             urls.append(f"{self.service_uri}/stream/{name}")

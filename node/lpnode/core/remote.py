@@ -12,7 +12,6 @@ from lpnode.net import headers
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import set_segment_profiles
 
-
 _NAME = re.compile(headers.TRANSCODER_NAME_PATTERN)
 
 

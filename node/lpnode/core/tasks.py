@@ -63,7 +63,9 @@ class Worker(Protocol):
     capabilities: frozenset[int]
     connected_at: float
     draining: bool      # takes no new work; its sessions move elsewhere
-    in_flight: int
+
+    @property
+    def in_flight(self) -> int: ...
 
     async def run(self, task: Task) -> TaskResult: ...
 

@@ -70,7 +70,7 @@ class GatewayClient:
         self._channel: grpc.aio.Channel | None = None
         self._http = httpx.AsyncClient(http2=True, verify=False, timeout=timeout_s)
 
-    async def __aenter__(self) -> "GatewayClient":
+    async def __aenter__(self) -> GatewayClient:
         self._channel = await secure_channel(self.orch_addr)
         return self
 

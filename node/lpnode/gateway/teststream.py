@@ -68,11 +68,11 @@ class Report:
 
 
 def describe(data: bytes) -> SourceSegment:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 30)
         width, height = stream.codec_context.width, stream.codec_context.height
-        frames = sum(1 for _ in container.decode(stream))
+        frames = len(list(container.decode(stream)))
     return SourceSegment(data, frames, fps, round(frames / fps * 1000), width, height)
 
 
@@ -136,7 +136,7 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                 report.fail(error)
                 print(f"stream {stream_no} seg {seq}: FAILED {error}", flush=True)
                 continue
-            problems = [problem for profile, data in zip(profiles, renditions)
+            problems = [problem for profile, data in zip(profiles, renditions, strict=False)
                         if (problem := check_rendition(data, profile, src))]
             if len(result.data.segments) != len(profiles):
                 problems.append(f"{len(result.data.segments)} renditions for {len(profiles)} profiles")

@@ -22,12 +22,12 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from lpnode.net.address import split_host_port
 
 # Keepalive pings notice a dead peer without waiting for work to fail (go-livepeer #576/#847).
-KEEPALIVE_OPTIONS = [
+KEEPALIVE_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.keepalive_time_ms", 5000),
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -140,7 +140,7 @@ async def secure_channel(addr: str, trust: Trust = Trust()) -> grpc.aio.Channel:
 
 def _name_in(cert: x509.Certificate) -> str:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         dns = san.get_values_for_type(x509.DNSName)
         if dns:
             return dns[0]

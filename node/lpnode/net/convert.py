@@ -25,8 +25,9 @@ def profile_from_net(p: pb.VideoProfile) -> VideoProfile:
 
 def profile_to_net(p: VideoProfile) -> pb.VideoProfile:
     return pb.VideoProfile(name=p.name, width=p.width, height=p.height, bitrate=p.bitrate,
-                           fps=p.fps, fpsDen=p.fps_den, gop=p.gop_ms, profile=int(p.profile),
-                           format=int(p.format), encoder=pb.VideoProfile.H264)
+                           fps=p.fps, fpsDen=p.fps_den, gop=p.gop_ms, profile=int(p.profile),  # type: ignore[arg-type]  # an enum value
+                           format=int(p.format),  # type: ignore[arg-type]  # an enum value
+                           encoder=pb.VideoProfile.H264)
 
 
 def segment_profiles(seg: pb.SegData) -> list[VideoProfile]:

@@ -17,7 +17,18 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from lpnode.refusals import Refusals
-from lpnode.server.http import ClientGone, header_dict, lifespan, read_body, respond
+from lpnode.server.http import (
+    ClientGone,
+    HTTPScope,
+    Receive,
+    Scope,
+    Send,
+    header_dict,
+    lifespan,
+    peer,
+    read_body,
+    respond,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +45,7 @@ class AdminApp:
         self._token = token.encode() if token else None
         self._actions = actions or {}
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
             return
@@ -60,27 +71,27 @@ class AdminApp:
         else:
             await respond(send, 404, b"not found\n")
 
-    async def _act(self, scope: dict, name: str, send: Callable) -> None:
+    async def _act(self, scope: HTTPScope, name: str, send: Send) -> None:
         action = self._actions.get(name)
         if action is None:
             await respond(send, 404, f"no admin action {name!r}; there are: "
                           f"{', '.join(sorted(self._actions))}\n".encode())
             return
-        peer = str((scope.get("client") or ("?",))[0])
+        who = peer(scope)
         if self._token is None:
-            self._refusals.refuse("admin", peer, "actions_off",
+            self._refusals.refuse("admin", who, "actions_off",
                                   f"{name}: start lpnode with -adminTokenFile to allow actions")
             await respond(send, 403, b"admin actions are off: start lpnode with -adminTokenFile\n")
             return
         given = header_dict(scope).get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(self._token, given.encode()):
-            self._refusals.refuse("admin", peer, "bad_token",
+            self._refusals.refuse("admin", who, "bad_token",
                                   f"{name}: send the -adminTokenFile token as Bearer")
             await respond(send, 401, b"bad or missing admin token\n")
             return
-        log.info("admin action %s from %s", name, peer)
+        log.info("admin action %s from %s", name, who)
         await _json(send, 200, await action())
 
 
-async def _json(send: Callable, status: int, body: dict[str, Any]) -> None:
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
     await respond(send, status, json.dumps(body, indent=2).encode() + b"\n", "application/json")

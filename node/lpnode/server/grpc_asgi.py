@@ -15,12 +15,14 @@ import asyncio
 import enum
 import logging
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from google.protobuf.message import DecodeError, Message
+
+from lpnode.server.http import ClientGone, HTTPScope, Receive, Send, read_body
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class CallContext:
 UnaryHandler = Callable[[Any, CallContext], Awaitable[Message]]
 # A streaming handler checks the request first (raising GrpcError refuses the call before any
 # message), then returns the stream of replies.
-StreamHandler = Callable[[Any, CallContext], Awaitable[AsyncIterator[Message]]]
+StreamHandler = Callable[[Any, CallContext], Awaitable[AsyncGenerator[Message, None]]]
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,8 @@ def parse_timeout(value: str) -> float:
     return int(digits) * _TIMEOUT_UNITS[unit]
 
 
-def is_grpc(scope: dict) -> bool:
-    for name, value in scope.get("headers", []):
+def is_grpc(scope: HTTPScope) -> bool:
+    for name, value in scope["headers"]:
         if name == b"content-type":
             return value.split(b";")[0].strip().startswith(GRPC_CONTENT_TYPE.encode())
     return False
@@ -110,29 +112,13 @@ def unframe(body: bytes) -> bytes:
     return body[5:]
 
 
-async def _read_body(receive: Callable) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        event = await receive()
-        if event["type"] == "http.disconnect":
-            return None
-        chunk = event.get("body", b"")
-        size += len(chunk)
-        if size > _MAX_MESSAGE + 5:
-            raise GrpcError(StatusCode.RESOURCE_EXHAUSTED, "request too large")
-        chunks.append(chunk)
-        if not event.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _context(scope: dict) -> CallContext:
+def _context(scope: HTTPScope) -> CallContext:
     host, port = scope.get("client") or ("", 0)
-    metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     return CallContext(peer_host=host, peer_port=port, metadata=metadata)
 
 
-async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[str, Method]) -> None:
+async def serve(scope: HTTPScope, receive: Receive, send: Send, methods: dict[str, Method]) -> None:
     """Answer one gRPC call; `methods` maps '/package.Service/Method' to its handler."""
     started = False
     ctx = _context(scope)
@@ -161,21 +147,21 @@ async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[st
     async def call() -> None:
         if method is None:
             raise GrpcError(StatusCode.UNIMPLEMENTED, f"unknown method {scope['path']}")
-        body = await _read_body(receive)
+        body = await read_body(receive, _MAX_MESSAGE + 5)
         if body is None:
-            raise _ClientGone()
+            raise GrpcError(StatusCode.RESOURCE_EXHAUSTED, "request too large")
         request = method.request_type()
         try:
             request.ParseFromString(unframe(body))
         except DecodeError as exc:
             raise GrpcError(StatusCode.INVALID_ARGUMENT, f"malformed request: {exc}") from exc
         if not method.streaming:
-            reply = await method.handler(request, ctx)  # type: ignore[misc]
+            reply = cast(Message, await method.handler(request, ctx))
             await start()
             await send({"type": "http.response.body", "body": frame(reply), "more_body": True})
             return
-        replies = await method.handler(request, ctx)
-        await _stream(replies, receive, send, start)  # type: ignore[arg-type]
+        replies = cast(AsyncGenerator[Message, None], await method.handler(request, ctx))
+        await _stream(replies, receive, send, start)
 
     try:
         # The client's deadline bounds the whole call, as a gRPC server's context does.
@@ -187,15 +173,11 @@ async def serve(scope: dict, receive: Callable, send: Callable, methods: dict[st
         await finish(StatusCode.OK)
     except GrpcError as exc:
         await finish(exc.code, exc.message)
-    except _ClientGone:
+    except ClientGone:
         return
 
 
-class _ClientGone(Exception):
-    pass
-
-
-async def _stream(replies: AsyncIterator[Message], receive: Callable, send: Callable,
+async def _stream(replies: AsyncGenerator[Message, None], receive: Receive, send: Send,
                   start: Callable[[], Awaitable[None]]) -> None:
     """Send each reply as it comes; stop the handler as soon as the client goes away."""
     await start()
@@ -206,7 +188,7 @@ async def _stream(replies: AsyncIterator[Message], receive: Callable, send: Call
             nxt = asyncio.ensure_future(anext(replies))
             done, _ = await asyncio.wait({nxt, disconnected}, return_when=asyncio.FIRST_COMPLETED)
             if disconnected in done:
-                raise _ClientGone()
+                raise ClientGone()
             try:
                 reply = nxt.result()
             except StopAsyncIteration:
@@ -219,9 +201,9 @@ async def _stream(replies: AsyncIterator[Message], receive: Callable, send: Call
         if nxt is not None and not nxt.done():
             nxt.cancel()
             await asyncio.gather(nxt, return_exceptions=True)
-        await replies.aclose()  # type: ignore[attr-defined]
+        await replies.aclose()
 
 
-async def _wait_disconnect(receive: Callable) -> None:
+async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass

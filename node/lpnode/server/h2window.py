@@ -21,6 +21,8 @@ in the ASGI queue until the app reads it (``server/service.py`` reads it at once
 
 from __future__ import annotations
 
+from typing import Any
+
 import h2.connection
 import h2.settings
 from hypercorn.protocol.h2 import H2Protocol
@@ -34,10 +36,11 @@ _INSTALLED = "_lpnode_wide_windows"
 
 def _widen(connection: h2.connection.H2Connection) -> None:
     settings = connection.local_settings
-    values = {code: settings[code] for code in settings}
+    values: dict[h2.settings.SettingCodes | int, int] = {code: settings[code] for code in settings}
     values[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = STREAM_WINDOW
     values[h2.settings.SettingCodes.MAX_FRAME_SIZE] = MAX_FRAME
-    connection.local_settings = h2.settings.Settings(client=False, initial_values=values)
+    connection.local_settings = h2.settings.Settings(
+        client=False, initial_values=values)  # type: ignore[arg-type]  # h2 takes int codes too
     connection.max_inbound_frame_size = MAX_FRAME
     connection.incoming_buffer.max_frame_size = MAX_FRAME
 
@@ -50,7 +53,7 @@ def _widen(connection: h2.connection.H2Connection) -> None:
 
     # The upgrade path (h2c from HTTP/1.1) is not used on 8935 (TLS + ALPN only) and keeps
     # the defaults.
-    connection.initiate_connection = initiate_connection  # type: ignore[method-assign]
+    connection.initiate_connection = initiate_connection  # type: ignore[method-assign]  # no hook: see above
 
 
 def install() -> None:
@@ -60,9 +63,9 @@ def install() -> None:
         return
     original = H2Protocol.__init__
 
-    def __init__(self: H2Protocol, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self: H2Protocol, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         _widen(self.connection)
 
-    H2Protocol.__init__ = __init__  # type: ignore[method-assign]
+    H2Protocol.__init__ = __init__  # type: ignore[method-assign]  # no hook: see above
     setattr(H2Protocol, _INSTALLED, True)

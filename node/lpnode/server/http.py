@@ -1,19 +1,31 @@
-"""Small ASGI helpers shared by the 8935 service and the admin listener."""
+"""Small ASGI helpers shared by the 8935 service and the admin listener, typed with
+Hypercorn's ASGI types."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from hypercorn.typing import ASGIReceiveCallable as Receive
+from hypercorn.typing import ASGISendCallable as Send
+from hypercorn.typing import HTTPScope, Scope
+
+__all__ = ["ClientGone", "HTTPScope", "Receive", "Scope", "Send", "header_dict", "lifespan",
+           "parse_content_type", "peer", "read_body", "respond"]
 
 
-async def lifespan(receive: Callable, send: Callable) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
     """Neither app has start-up or shut-down work of its own; acknowledge both phases."""
     while (await receive())["type"] != "lifespan.shutdown":
         await send({"type": "lifespan.startup.complete"})
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def header_dict(scope: dict) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+def header_dict(scope: HTTPScope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def peer(scope: HTTPScope) -> str:
+    """The client's address, for refusals and logs."""
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -30,13 +42,14 @@ class ClientGone(Exception):
     and a partial body must not be taken for a whole one."""
 
 
-async def read_body(receive: Callable, limit: int) -> bytes | None:
+async def read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None if it is over `limit` bytes."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         event = await receive()
-        if event["type"] == "http.disconnect":
-            raise ClientGone()
+        if event["type"] != "http.request":
+            raise ClientGone()   # http.disconnect
         chunk = event.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -46,10 +59,10 @@ async def read_body(receive: Callable, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def respond(send: Callable, status: int, body: bytes, content_type: str = "text/plain",
+async def respond(send: Send, status: int, body: bytes, content_type: str = "text/plain",
                   length: int | None = None, extra: dict[str, str] | None = None) -> None:
     headers = [(b"content-type", content_type.encode()),
                (b"content-length", str(len(body) if length is None else length).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator
 
 from google.protobuf.message import DecodeError
 
@@ -15,14 +15,25 @@ from lpnode.core.orchestrator import Orchestrator
 from lpnode.core.remote import RemoteTranscoder, transcoder_name
 from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped, TaskFailed, TaskResult
 from lpnode.hashing import keccak256
-from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import headers, multipart
+from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import ProfileError
 from lpnode.refusals import Refusals
 from lpnode.server import grpc_asgi
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
-from lpnode.server.http import (ClientGone, header_dict, lifespan, parse_content_type, read_body,
-                                respond)
+from lpnode.server.http import (
+    ClientGone,
+    HTTPScope,
+    Receive,
+    Scope,
+    Send,
+    header_dict,
+    lifespan,
+    parse_content_type,
+    peer,
+    read_body,
+    respond,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +58,7 @@ class ServiceApp:
             "/net.Orchestrator/Ping": Method(pb.PingPong, self.ping),
         }
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
             return
@@ -68,7 +79,7 @@ class ServiceApp:
         except ClientGone:
             return
         if body is None:
-            self.refusals.refuse("request", _peer(scope), "too_large",
+            self.refusals.refuse("request", peer(scope), "too_large",
                                  f"{method} {path} over {MAX_SEGMENT_BYTES} bytes")
             await respond(send, 413, b"request body too large\n")
         elif method == "POST" and path == "/segment":
@@ -80,7 +91,7 @@ class ServiceApp:
 
     # -- gRPC ----------------------------------------------------------------------------------
     async def register_transcoder(self, req: pb.RegisterRequest,
-                                  ctx: CallContext) -> AsyncIterator[pb.NotifySegment]:
+                                  ctx: CallContext) -> AsyncGenerator[pb.NotifySegment, None]:
         # Operators grep for this exact line (go-livepeer's wording).
         log.info("Got a RegisterTranscoder request from transcoder=%s capacity=%d",
                  ctx.peer_host, req.capacity)
@@ -108,7 +119,7 @@ class ServiceApp:
         ctx.reply_metadata[headers.TRANSCODER_ID_MD] = remote.token
         return self._notifications(remote)
 
-    async def _notifications(self, remote: RemoteTranscoder) -> AsyncIterator[pb.NotifySegment]:
+    async def _notifications(self, remote: RemoteTranscoder) -> AsyncGenerator[pb.NotifySegment, None]:
         # Registered only once the stream runs, so a client gone before that leaves no trace.
         self.orch.add_worker(remote)
         try:
@@ -150,11 +161,11 @@ class ServiceApp:
         return pb.PingPong(value=req.value)
 
     # -- HTTPS ---------------------------------------------------------------------------------
-    async def serve_segment(self, scope: dict, body: bytes, send: Callable, received: float) -> None:
+    async def serve_segment(self, scope: HTTPScope, body: bytes, send: Send, received: float) -> None:
         """POST /segment from a gateway: check its credentials, transcode, answer a TranscodeResult."""
-        peer = _peer(scope)
+        who = peer(scope)
         if self.orch.closing:
-            self.refusals.refuse("segment", peer, "shutting_down", "the gateway retries elsewhere")
+            self.refusals.refuse("segment", who, "shutting_down", "the gateway retries elsewhere")
             await respond(send, 503, b"orchestrator is shutting down; retry\n")
             return
         hdrs = header_dict(scope)
@@ -162,28 +173,28 @@ class ServiceApp:
             seg = pb.SegData.FromString(base64.b64decode(hdrs.get(headers.SEGMENT.lower(), ""),
                                                          validate=True))
         except (ValueError, DecodeError):
-            self.refusals.refuse("segment", peer, "malformed_header",
+            self.refusals.refuse("segment", who, "malformed_header",
                                  "no readable Livepeer-Segment header")
             await respond(send, 403, b"malformed Livepeer-Segment header\n")
             return
         try:
             self.orch.tokens.verify(seg.auth_token)
         except AuthTokenError as exc:
-            self.refusals.refuse("segment", peer, "bad_auth_token", str(exc))
+            self.refusals.refuse("segment", who, "bad_auth_token", str(exc))
             await respond(send, 403, f"{exc}\n".encode())
             return
         if not caps.compatible(seg.capabilities, self.orch.capabilities()):
-            self.refusals.refuse("segment", peer, "capability_mismatch",
+            self.refusals.refuse("segment", who, "capability_mismatch",
                                  "it asks for what no connected transcoder offers")
             await respond(send, 403, b"Capability mismatch\n")
             return
         if not self.orch.has_room_for(seg.auth_token.session_id):
-            self.refusals.refuse("segment", peer, "capped",
+            self.refusals.refuse("segment", who, "capped",
                                  "every transcoder is full (or draining) for a new session")
             await respond(send, 403, b"OrchestratorCapped\n")
             return
         if keccak256(body) != seg.hash:
-            self.refusals.refuse("segment", peer, "hash_mismatch",
+            self.refusals.refuse("segment", who, "hash_mismatch",
                                  "the body's keccak256 is not the hash in Livepeer-Segment")
             await respond(send, 403, b"Forbidden\n")
             return
@@ -197,38 +208,38 @@ class ServiceApp:
             log.exception("segment seq=%d of session=%s failed", seg.seq, seg.auth_token.session_id)
             result.error = f"{type(exc).__name__}: {exc}"
         else:
-            for url, (_, pixels) in zip(outcome.urls, outcome.result.renditions):
+            for url, (_, pixels) in zip(outcome.urls, outcome.result.renditions, strict=True):
                 result.data.segments.add(url=url, pixels=pixels)
             extra[headers.TRANSCODER_TIME] = f"{outcome.transcoder_s:.6f}"
             self.orch.metrics.overhead.observe(time.perf_counter() - received - outcome.transcoder_s)
         await respond(send, 200, result.SerializeToString(), "application/x-protobuf", extra=extra)
 
-    async def transcode_results(self, scope: dict, body: bytes, send: Callable) -> None:
+    async def transcode_results(self, scope: HTTPScope, body: bytes, send: Send) -> None:
         """POST /transcodeResults from a remote transcoder (go-livepeer's format)."""
         hdrs = header_dict(scope)
-        peer = _peer(scope)
+        who = peer(scope)
         if hdrs.get("authorization") != headers.TRANSCODER_AUTH:
-            self.refusals.refuse("results", peer, "bad_authorization",
+            self.refusals.refuse("results", who, "bad_authorization",
                                  f"Authorization is not {headers.TRANSCODER_AUTH}")
             await respond(send, 401, b"Unauthorized\n")
             return
         secret = self.orch.secret
         if secret is None or secret.matches(hdrs.get("credentials", "")) is None:
-            self.refusals.refuse("results", peer, "invalid_secret",
+            self.refusals.refuse("results", who, "invalid_secret",
                                  "its -orchSecret differs from this orchestrator's")
             await respond(send, 401, b"Unauthorized\n")
             return
         try:
             task_id = int(hdrs.get("taskid", ""))
         except ValueError:
-            self.refusals.refuse("results", peer, "bad_task_id", "no numeric TaskId header")
+            self.refusals.refuse("results", who, "bad_task_id", "no numeric TaskId header")
             await respond(send, 400, b"Invalid Task ID\n")
             return
         remote = self.orch.remote_for_task(task_id)
         content_type, params = parse_content_type(hdrs.get("content-type", ""))
         if content_type == headers.TRANSCODING_ERROR_TYPE:
             text = body.decode("utf-8", "replace")
-            log.error("Transcoding error for taskId=%d from transcoder=%s err=%r", task_id, peer, text)
+            log.error("Transcoding error for taskId=%d from transcoder=%s err=%r", task_id, who, text)
             if remote:
                 remote.deliver(task_id, TaskFailed(text))
             await respond(send, 200, b"OK")
@@ -240,17 +251,17 @@ class ServiceApp:
             parts = multipart.decode(params.get("boundary", ""), body)
             renditions = [(p.body, int(p.headers["pixels"])) for p in parts if "pixels" in p.headers]
         except (ValueError, KeyError) as exc:
-            self.refusals.refuse("results", peer, "unreadable_results", str(exc))
+            self.refusals.refuse("results", who, "unreadable_results", str(exc))
             if remote:
                 remote.deliver(task_id, TaskFailed(f"unreadable results: {exc}"))
             await respond(send, 400, f"{exc}\n".encode())
             return
         if remote is None or not remote.deliver(task_id, TaskResult(decoded_pixels, renditions)):
             log.warning("results for taskId=%d from transcoder=%s arrived after the task ended",
-                        task_id, peer)
+                        task_id, who)
         await respond(send, 200, b"OK")
 
-    async def serve_stream_file(self, scope: dict, send: Callable) -> None:
+    async def serve_stream_file(self, scope: HTTPScope, send: Send) -> None:
         data = self.orch.store.get(scope["path"].removeprefix("/stream/"))
         if data is None:
             await respond(send, 404, b"not found\n")
@@ -258,7 +269,3 @@ class ServiceApp:
         kind = "video/mp4" if scope["path"].endswith(".mp4") else "video/mp2t"
         await respond(send, 200, b"" if scope["method"] == "HEAD" else data, kind,
                       length=len(data))
-
-
-def _peer(scope: dict) -> str:
-    return str((scope.get("client") or ("?",))[0])

@@ -30,13 +30,15 @@ shorter segment and cannot be told from one.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 import av.filter
@@ -199,8 +201,9 @@ class _Pipeline:
             self.buffer = io.BytesIO()
             self.container = av.open(self.buffer, "w", format="mpegts")
         encoder = "h264_nvenc" if nvidia else "libx264"
-        self.video = self.container.add_stream(
-            encoder, rate=rate, options=_encoder_options(profile, nvidia, gpu, rate))
+        # PyAV types add_stream by the codec name's literal; ours is chosen at run time.
+        self.video = cast(av.VideoStream, self.container.add_stream(
+            encoder, rate=rate, options=_encoder_options(profile, nvidia, gpu, rate)))
         self.video.width = self.width
         self.video.height = self.height
         self.video.pix_fmt = "yuv420p"
@@ -233,7 +236,7 @@ class _Pipeline:
             chain.append(graph.add("fps", f"{self.profile.fps}/{self.profile.fps_den}"))
         chain.append(graph.add("format", "yuv420p"))
         chain.append(graph.add("buffersink"))
-        for a, b in zip(chain, chain[1:]):
+        for a, b in itertools.pairwise(chain):
             a.link_to(b)
         graph.configure()
         return graph
@@ -252,14 +255,14 @@ class _Pipeline:
                     f"{self.profile.name}: frame rate conversion produced over "
                     f"{_RUNAWAY_FACTOR}x the decoded frame count; source timestamps "
                     f"are probably broken")
-            self._encode(out)
+            self._encode(cast(av.VideoFrame, out))   # the graph carries video only
         if frame is None:
             self._encode(None)
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         if frame is not None:
             force = self.frames == 0
-            if self.kf_interval and frame.pts >= self.next_kf:
+            if self.kf_interval and frame.pts is not None and frame.pts >= self.next_kf:
                 force = True
                 self.next_kf = frame.pts + self.kf_interval
             # Decoded frames keep the source's picture types; the encoder must choose.
@@ -279,6 +282,7 @@ class _Pipeline:
             with open(self.path, "rb") as fh:
                 data = fh.read()
         else:
+            assert self.buffer is not None   # MPEG-TS renditions are written to memory
             data = self.buffer.getvalue()
         return Rendition(profile=self.profile, data=data, frames=self.frames,
                          pixels=self.frames * self.width * self.height)
@@ -306,10 +310,10 @@ def _open_input(source: bytes, nvidia: bool, gpu: int | None) -> av.container.In
         try:
             accel = HWAccel("cuda", device=str(gpu) if gpu is not None else None,
                             allow_software_fallback=True)
-            return av.open(io.BytesIO(source), hwaccel=accel)
+            return av.open(io.BytesIO(source), "r", hwaccel=accel)
         except _ERRORS as exc:
             log.warning("NVDEC unavailable (%s); decoding in software", _describe(exc))
-    return av.open(io.BytesIO(source))
+    return av.open(io.BytesIO(source), "r")
 
 
 class _AudioFixer:
@@ -393,7 +397,7 @@ def _transcode(source: bytes, profiles: list[VideoProfile], nvidia: bool,
         held_audio: list[av.Packet] = []
         audio_fix = _AudioFixer()
 
-        def on_frames(frames: Iterator[av.VideoFrame]) -> None:
+        def on_frames(frames: Iterable[av.VideoFrame]) -> None:
             nonlocal decoded_frames, decoded_pixels, first_pts, interlaced, last_pts
             for frame in frames:
                 if frame.is_corrupt:
@@ -471,7 +475,7 @@ def _transcode(source: bytes, profiles: list[VideoProfile], nvidia: bool,
 def probe_rendition(data: bytes) -> tuple[int, int, int]:
     """Decode a rendition fully and return (width, height, decoded frame count)."""
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), "r") as container:
             if not container.streams.video:
                 raise TranscodeError("rendition has no video stream")
             stream = container.streams.video[0]

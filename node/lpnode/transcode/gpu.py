@@ -269,7 +269,7 @@ def nvenc_test_encode(index: int) -> None:
                 if not lines and last is not None and count > errors_before:
                     # PyAV drops a message identical to the previous one from captures.
                     lines = [last[2]]
-                exc.lp_logs = lines  # type: ignore[attr-defined]
+                exc.lp_logs = lines  # type: ignore[attr-defined]  # FFmpeg's own words, for the message
                 raise
     finally:
         if raise_level:

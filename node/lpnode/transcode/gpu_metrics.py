@@ -129,6 +129,7 @@ class GpuCollector(Collector):
     def _read(self, gpu: GpuInfo) -> Iterator[tuple[str, float]]:
         """(metric name, value) for every reading NVML gives for ``gpu`` this time."""
         nvml = self._nvml
+        assert nvml is not None   # _init succeeded
         handle = self._query(gpu, "handle", nvml.nvmlDeviceGetHandleByUUID, gpu.uuid)
         if handle is None:
             return

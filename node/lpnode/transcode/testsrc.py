@@ -123,6 +123,7 @@ def make_source(
                 frame.pict_type = PictureType.I if frame.pts % keyint == 0 else PictureType.NONE
                 container.mux(vstream.encode(frame))
             else:
+                assert astream is not None   # only made with sound
                 container.mux(astream.encode(frame))
         container.mux(vstream.encode(None))
         if astream is not None:
@@ -167,7 +168,7 @@ def _negative_start(data: bytes) -> Fraction:
     """How far before zero the earliest timestamp lies (MP4 files with B-frames or
     audio priming start at negative DTS, which MPEG-TS cannot carry)."""
     earliest = Fraction(0)
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         for packet in container.demux():
             ts = packet.dts if packet.dts is not None else packet.pts
             if ts is not None and packet.time_base:
@@ -191,7 +192,7 @@ def cut_segments(ts: bytes, seconds: float = 2.0) -> list[bytes]:
     slack = 0.0005
     segments: list[bytes] = []
     shift = _negative_start(ts)
-    with av.open(io.BytesIO(ts)) as container:
+    with av.open(io.BytesIO(ts), "r") as container:
         if not container.streams.video:
             raise ValueError("input has no video stream")
         video = container.streams.video[0]

@@ -18,9 +18,9 @@ import httpx
 
 from lpnode.core import capabilities as caps
 from lpnode.monitor import NodeMetrics
+from lpnode.net import headers as names
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import lp_rpc_pb2_grpc as rpc
-from lpnode.net import headers as names
 from lpnode.net import multipart
 from lpnode.net.channel import CertificateError, Trust, secure_channel
 from lpnode.net.convert import mime_type, segment_profiles
@@ -55,9 +55,9 @@ class OrchestratorLink:
 class TranscoderNode:
     def __init__(self, orch_addrs: list[str], read_secret: Callable[[], str], capacity: int, *,
                  metrics: NodeMetrics, gpus: Sequence[int] = (), name: str = "",
-                 trust: Trust = Trust()) -> None:
+                 trust: Trust | None = None) -> None:
         self.links = [OrchestratorLink(a) for a in orch_addrs]
-        self._trust = trust
+        self._trust = trust or Trust()
         self.name = name
         self._read_secret = read_secret
         self.capacity = capacity
@@ -179,7 +179,8 @@ class TranscoderNode:
                 except asyncio.CancelledError:
                     # grpc reports our own stream.cancel() (heartbeat lost, drain) this way;
                     # only a cancellation of this task itself must travel on.
-                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    me = asyncio.current_task()
+                    if me is not None and me.cancelling():
                         raise
                     if heartbeat is not None and heartbeat.done() and not heartbeat.cancelled() \
                             and (failure := heartbeat.exception()) is not None:
