@@ -15,8 +15,8 @@ The inventory is validated before anything is prepared, so a broken inventory ch
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, cast
+from dataclasses import replace
+from typing import cast
 
 from pyinfra import host, inventory
 
@@ -30,26 +30,17 @@ from inventory.validate import (
     check_pyinfra_inventory,
     spec_of,
 )
-from roles.alertmanager import alertmanager
-from roles.common import common
+from roles.alertmanager import AlertmanagerSettings, alertmanager
+from roles.common import CommonSettings, common
 from roles.firewall import firewall
-from roles.grafana import grafana
+from roles.grafana import GrafanaSettings, grafana
 from roles.monitoring import NODE_EXPORTER_PORT, admin_tcp_ports, monitoring_tcp_ports, scrape_hosts
-from roles.node import CLI_PORT, SERVICE_PORT, node
-from roles.node_exporter import node_exporter
-from roles.nvidia import NvidiaResult, nvidia
-from roles.prometheus import prometheus
+from roles.node import CLI_PORT, SERVICE_PORT, NodeSettings, node
+from roles.node_exporter import NodeExporterSettings, node_exporter
+from roles.nvidia import NvidiaResult, NvidiaSettings, nvidia
+from roles.prometheus import PrometheusSettings, prometheus
 from roles.secrets import SecretSource, SecretsResult, secrets, source_from_data
 from roles.tls import orchestrator_pair
-
-
-def role_kwargs(role_fn, prefix: str = "", /, **explicit: Any) -> dict[str, Any]:
-    """The role's keyword arguments found in this host's data as ``<prefix><argument>``; the
-    role's own defaults apply to the rest. ``explicit`` ones win."""
-    params = inspect.signature(role_fn._inner).parameters
-    found = {name: me.data[prefix + name] for name in params if prefix + name in me.data}
-    return {**found, **explicit}
-
 
 check_pyinfra_inventory(inventory)
 
@@ -62,7 +53,8 @@ is_monitoring = me.in_group(MONITORING)
 with_grafana = is_monitoring and bool(host.data.get("grafana"))
 monitoring_addresses = [spec_of(h).address for h in inventory.get_group(MONITORING, [])]
 
-common(**role_kwargs(common))
+base = CommonSettings.from_data(host.name, me.data)
+common(settings=base)
 
 public_ports = [SERVICE_PORT] if is_orchestrator else []
 monitored_ports = [NODE_EXPORTER_PORT] + ([CLI_PORT] if is_orchestrator or is_transcoder else [])
@@ -78,23 +70,20 @@ firewall(
     roles=sorted(set(host.groups) & {ORCHESTRATORS, TRANSCODERS, GPU, REWARD, REDEEMERS, MONITORING}),
 )
 
-node_exporter(**role_kwargs(node_exporter, "node_exporter_"))
+node_exporter(settings=NodeExporterSettings.from_data(host.name, me.data))
 
 if is_monitoring:
     # Every host of the inventory, not only those this run is limited to: the scrape
     # configuration and the expected transcoder counts describe the whole fleet.
-    prometheus(**role_kwargs(
-        prometheus, "prometheus_", address=me.address, hosts=scrape_hosts(spec_of(h) for h in inventory),
-    ))
-    alertmanager(**role_kwargs(alertmanager, "alertmanager_", address=me.address))
+    prometheus_settings = PrometheusSettings.from_data(host.name, me.data)
+    prometheus(address=me.address, hosts=scrape_hosts(spec_of(h) for h in inventory),
+               settings=prometheus_settings)
+    alertmanager(address=me.address, settings=AlertmanagerSettings.from_data(host.name, me.data))
     if with_grafana:
-        grafana(**role_kwargs(
-            grafana,
-            "grafana_",
-            address=me.address,
-            scrape_interval=host.data.get("prometheus_scrape_interval", "15s"),
-            admin_password=source_from_data(me.data, "grafana_admin_password", "Grafana admin password"),
-        ))
+        grafana(address=me.address, scrape_interval=prometheus_settings.scrape_interval,
+                admin_password_source=source_from_data(me.data, "grafana_admin_password",
+                                                       "Grafana admin password"),
+                settings=GrafanaSettings.from_data(host.name, me.data))
 
 # The orchestrator serves a pair the deploy knows (roles/tls.py); its transcoders pin it.
 own_tls = orchestrator_pair(me.name, me.address, me.data) if is_orchestrator else None
@@ -114,26 +103,28 @@ if is_orchestrator or is_transcoder or holds_keystore:
         keystore=SecretSource("keystore", file=data["keystore_path"]) if data.get("keystore_path") else None,
         keystore_password=source_from_data(data, "keystore_password", "keystore password"),
         keystore_allowed=holds_keystore and not is_transcoder,
-        service_user=host.data.get("service_user", "lpnode"),
+        service_user=base.service_user,
         tls_cert=own_tls.cert if own_tls else None,
         tls_key=SecretSource("TLS key", file=own_tls.key) if own_tls else None,
         orch_cert=their_tls.cert if their_tls else None,
     ))
 
-nvidia_result = cast(NvidiaResult, nvidia(**role_kwargs(nvidia, "nvidia_"))) if is_gpu else None
+nvidia_result = cast(NvidiaResult, nvidia(settings=NvidiaSettings.from_data(host.name, me.data))) \
+    if is_gpu else None
 
 if is_orchestrator or is_transcoder:
     orch_addr = f"{orchestrator.address}:{SERVICE_PORT}" if orchestrator else None
-    node(**role_kwargs(
-        node,
-        "lpnode_",
+    node_settings = NodeSettings.from_data(host.name, me.data)
+    if is_gpu and "lpnode_gpus" not in me.data:
+        node_settings = replace(node_settings, gpus="all")   # a host with `nvidia = True`
+    node(
         # An orchestrator that also transcodes is one process: lpnode -orchestrator -transcoder.
         role="+".join(r for r, member in (("orchestrator", is_orchestrator), ("transcoder", is_transcoder)) if member),
         address=me.address,
+        settings=node_settings,
         orch_addr=orch_addr,
-        gpus=host.data.get("lpnode_gpus", "all" if is_gpu else ""),
-        service_user=host.data.get("service_user", "lpnode"),
+        service_user=base.service_user,
         reload=bool(secrets_result and secrets_result.will_change),
         restart=bool(nvidia_result and nvidia_result.restart_node)
         or bool(secrets_result and secrets_result.tls_changed),
-    ))
+    )

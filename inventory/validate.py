@@ -14,103 +14,36 @@ from __future__ import annotations
 import ipaddress
 import os
 import runpy
-import stat
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pyinfra.api.exceptions import InventoryError
-
+from inventory.hosts import (
+    GPU,
+    MONITORING,
+    NODE_SECRETS,
+    ORCHESTRATORS,
+    REDEEMERS,
+    REWARD,
+    TRANSCODERS,
+    HostSpec,
+    InventoryValidationError,
+    Problem,
+    describe,
+    from_pyinfra,
+    spec_of,
+)
+from inventory.secret_checks import check_secret, check_secret_file, secret_source
+from inventory.validate_monitoring import check_monitoring
 from roles.firewall import parse_network
+from roles.settings import RoleSettings, all_models
 
-ORCHESTRATORS = "orchestrators"
-TRANSCODERS = "transcoders"
-REWARD = "reward"
-REDEEMERS = "redeemers"
-MONITORING = "monitoring"
-GPU = "gpu"
-
-# (data key prefix, what it is) for the secrets every orchestrator and transcoder needs.
-NODE_SECRETS = (("orch_secret", "orchSecret"), ("admin_token", "admin token"))
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """One host as the inventory describes it: its name, groups and merged data."""
-
-    name: str
-    groups: frozenset[str] = frozenset()
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def ssh_address(self) -> str:
-        return str(self.data.get("ssh_hostname") or self.name)
-
-    @property
-    def address(self) -> str:
-        """The address other fleet hosts use for this one (``address``, else ``ssh_hostname``)."""
-        return str(self.data.get("address") or self.ssh_address)
-
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
-
-
-@dataclass(frozen=True)
-class Problem:
-    host: str | None  # None: the inventory as a whole
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.host}: {self.message}" if self.host else self.message
-
-
-class InventoryValidationError(InventoryError):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"the inventory has {len(problems)} problem(s); no host was changed:\n{lines}")
-
-
-def describe(
-    groups: Mapping[str, Iterable[str | tuple[str, Mapping[str, Any]]]],
-    group_data: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[HostSpec]:
-    """HostSpecs from pyinfra-style groups (``{"orchestrators": [("o1", {...}), "o2"]}``) and
-    group data (``{"all": {...}, "transcoders": {...}}``), merged as pyinfra merges them:
-    all, then each group in order, then the host's own data."""
-    group_data = group_data or {}
-    names: list[str] = []
-    memberships: dict[str, list[str]] = defaultdict(list)
-    host_data: dict[str, dict[str, Any]] = defaultdict(dict)
-    for group, members in groups.items():
-        for member in members:
-            name, data = (member, {}) if isinstance(member, str) else member
-            if name not in names:
-                names.append(name)
-            memberships[name].append(group)
-            host_data[name].update(data)
-    specs = []
-    for name in names:
-        merged: dict[str, Any] = dict(group_data.get("all", {}))
-        for group in memberships[name]:
-            merged.update(group_data.get(group, {}))
-        merged.update(host_data[name])
-        specs.append(HostSpec(name, frozenset(memberships[name]), merged))
-    return specs
-
-
-def spec_of(host) -> HostSpec:
-    """The HostSpec of a pyinfra ``Host`` (its data already merged by pyinfra)."""
-    return HostSpec(host.name, frozenset(host.groups), host.data.dict())
-
-
-def from_pyinfra(inventory) -> list[HostSpec]:
-    """HostSpecs from a pyinfra ``Inventory``."""
-    return [spec_of(h) for h in inventory]
+__all__ = ["GPU", "MONITORING", "ORCHESTRATORS", "REDEEMERS", "REWARD", "TRANSCODERS", "HostSpec",
+           "InventoryValidationError", "Problem", "check", "check_pyinfra_inventory", "describe",
+           "from_pyinfra", "load", "spec_of", "validate"]
 
 
 # --------------------------------------------------------------------------- rules
@@ -159,8 +92,8 @@ def _check_orchestrator_links(hosts: list[HostSpec]) -> list[Problem]:
             problems.append(Problem(h.name, f"orchestrator {target!r} is not a host in the orchestrators group. "
                                             f"Fix: use one of: {choices}"))
         else:
-            mine = _secret_source(h.data, "orch_secret")
-            theirs = _secret_source(by_name[target].data, "orch_secret")
+            mine = secret_source(h.data, "orch_secret")
+            theirs = secret_source(by_name[target].data, "orch_secret")
             if mine and theirs and mine != theirs:
                 problems.append(Problem(h.name, f"its orchSecret comes from {mine[0]} {mine[1]}, its orchestrator "
                                                 f"{target}'s from {theirs[0]} {theirs[1]}; they must share one secret. "
@@ -168,59 +101,16 @@ def _check_orchestrator_links(hosts: list[HostSpec]) -> list[Problem]:
     return problems
 
 
-def _secret_source(data: Mapping[str, Any], key: str) -> tuple[str, str] | None:
-    if data.get(f"{key}_file"):
-        return ("file", str(Path(str(data[f"{key}_file"])).expanduser()))
-    if data.get(f"{key}_env"):
-        return ("environment variable", str(data[f"{key}_env"]))
-    return None
-
-
-def _check_secret_file(host: str, path_value: str, key: str, what: str) -> list[Problem]:
-    path = Path(path_value).expanduser()
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return [Problem(host, f"{what} file {path} ({key}) does not exist on this machine. Fix: create it "
-                              f"(install -m 600 /dev/null {path}, then write the secret into it) or fix the path")]
-    except OSError as exc:
-        return [Problem(host, f"{what} file {path} ({key}) cannot be read: {exc.strerror}")]
-    if not stat.S_ISREG(st.st_mode):
-        return [Problem(host, f"{what} file {path} ({key}) is not a regular file")]
-    if st.st_mode & 0o077:
-        return [Problem(host, f"{what} file {path} ({key}) is open to group/others (mode "
-                              f"{stat.S_IMODE(st.st_mode):04o}). Fix: chmod 600 {path}")]
-    if st.st_size == 0:
-        return [Problem(host, f"{what} file {path} ({key}) is empty. Fix: write the secret into it")]
-    return []
-
-
-def _check_secret(h: HostSpec, key: str, what: str, environ: Mapping[str, str], required: bool) -> list[Problem]:
-    source = _secret_source(h.data, key)
-    if source is None:
-        if not required:
-            return []
-        return [Problem(h.name, f"no {what}: set {key}_file (a path on this machine) or {key}_env (the name of "
-                                "an environment variable holding it) in the inventory data; never the value")]
-    kind, name = source
-    if kind == "file":
-        return _check_secret_file(h.name, name, f"{key}_file", what)
-    if not environ.get(name):
-        return [Problem(h.name, f"{what}: environment variable {name} ({key}_env) is not set or empty. "
-                                f"Fix: export {name}=... in the shell you deploy from (or set {key}_file)")]
-    return []
-
-
 def _check_secrets(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[Problem]:
     problems = []
     for h in hosts:
         if h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS):
             for key, what in NODE_SECRETS:
-                problems += _check_secret(h, key, what, environ, required=True)
+                problems += check_secret(h, key, what, environ, required=True)
         holds_keystore = h.in_group(REWARD) or h.in_group(REDEEMERS)
         if h.data.get("keystore_path") and holds_keystore and not h.in_group(TRANSCODERS):
-            problems += _check_secret_file(h.name, str(h.data["keystore_path"]), "keystore_path", "keystore")
-            problems += _check_secret(h, "keystore_password", "keystore password", environ, required=False)
+            problems += check_secret_file(h.name, str(h.data["keystore_path"]), "keystore_path", "keystore")
+            problems += check_secret(h, "keystore_password", "keystore password", environ, required=False)
     return problems
 
 
@@ -260,7 +150,27 @@ def _check_networks(hosts: list[HostSpec]) -> list[Problem]:
     return problems
 
 
+def _runs(model: type[RoleSettings], h: HostSpec) -> bool:
+    """Whether deploys/fleet.py runs the model's role on ``h`` (so its required settings must be set)."""
+    groups = {
+        "lpnode": h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS),
+        "nvidia": h.in_group(GPU) or bool(h.data.get("nvidia")),
+        "prometheus": h.in_group(MONITORING),
+        "alertmanager": h.in_group(MONITORING),
+        "grafana": h.in_group(MONITORING) and bool(h.data.get("grafana")),
+    }
+    return groups.get(model.ROLE, True)
+
+
+def _check_role_settings(hosts: list[HostSpec]) -> list[Problem]:
+    """Every role's settings (roles/settings.py): unknown keys under its prefix, types, checks;
+    required ones where the role runs."""
+    return [Problem(h.name, problem) for h in hosts for model in all_models()
+            for problem in model.problems(h.data, required=_runs(model, h))]
+
+
 RULES = (
+    _check_role_settings,
     _check_reward,
     _check_keystores,
     _check_orchestrator_links,
@@ -277,9 +187,6 @@ def validate(hosts: Iterable[HostSpec], environ: Mapping[str, str] | None = None
     for rule in RULES:
         problems += rule(hosts)
     problems += _check_secrets(hosts, environ)
-    # Imported here: it builds on this module's HostSpec, Problem and secret checks.
-    from inventory.validate_monitoring import check_monitoring
-
     problems += check_monitoring(hosts, environ)
     return problems
 

@@ -1,18 +1,16 @@
 """Inventory validation for the monitoring hosts' data (docs/monitoring.md): receivers and
-their secrets, durations, the runbook base, Grafana's settings. Part of inventory.validate:
-every problem names the host, the setting and the fix.
-"""
+their secrets, Grafana's password. Part of inventory.validate: every problem names the host, the
+setting and the fix. Single settings (durations, the runbook base, rule files) are checked by
+the roles' settings models (roles/settings.py)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from inventory.validate import MONITORING, ORCHESTRATORS, HostSpec, Problem, _check_secret, _check_secret_file
-from roles.alertmanager import CHANNEL_TYPES, RECEIVERS, ROUTES, TIMINGS, secret_ref
-from roles.prometheus import DURATION, EXPECTED_TRANSCODERS, shipped_rule_files
+from inventory.hosts import MONITORING, ORCHESTRATORS, HostSpec, Problem
+from inventory.secret_checks import check_secret, check_secret_file
+from roles.alertmanager import CHANNEL_TYPES, RECEIVERS, secret_ref
 
 # Fields that hold a secret when given as a value: written in the inventory, it would be in
 # the repository. (A webhook `url` may or may not carry a token: allowed either way.)
@@ -56,7 +54,7 @@ def _check_fields(h: HostSpec, setting: str, fields: Mapping[str, Any], environ:
         source = secret_ref(value)
         if source is not None:
             if source.file:
-                problems += _check_secret_file(h.name, source.file, where, "receiver secret")
+                problems += check_secret_file(h.name, source.file, where, "receiver secret")
             elif not environ.get(source.env or ""):
                 problems.append(Problem(h.name, f"{where}: environment variable {source.env} is not set or empty. "
                                                 f"Fix: export {source.env}=... in the shell you deploy from"))
@@ -123,69 +121,11 @@ def _check_receivers(h: HostSpec, environ: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
-def _check_durations(h: HostSpec) -> list[Problem]:
-    problems = []
-    for key in ("prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_retention_time",
-                "alertmanager_resolve_timeout", "alertmanager_data_retention"):
-        value = h.data.get(key)
-        if value is not None and not DURATION.match(str(value)):
-            problems.append(Problem(h.name, f"{key} = {value!r} is not a Prometheus duration. Fix: a number and a "
-                                            "unit, e.g. 15s, 5m, 30d"))
-    timings = h.data.get("alertmanager_route_timings") or {}
-    if not isinstance(timings, Mapping):
-        return problems + [Problem(h.name, "alertmanager_route_timings must be a mapping of route to timings")]
-    for route, values in timings.items():
-        if route not in ROUTES or not isinstance(values, Mapping):
-            problems.append(Problem(h.name, f"alertmanager_route_timings: {route!r} is not a route; routes: "
-                                            f"{', '.join(ROUTES)}, each a mapping"))
-            continue
-        for key, value in values.items():
-            if key not in TIMINGS:
-                problems.append(Problem(h.name, f"alertmanager_route_timings {route}: {key!r} is not one of "
-                                                f"{', '.join(TIMINGS)}"))
-            elif not DURATION.match(str(value)):
-                problems.append(Problem(h.name, f"alertmanager_route_timings {route}.{key} = {value!r} is not a "
-                                                "duration (e.g. 30s)"))
-    return problems
-
-
-def _check_runbook_base(h: HostSpec) -> list[Problem]:
-    value = h.data.get("prometheus_runbook_base")
-    if not value:
-        return [Problem(h.name, "prometheus_runbook_base is not set: alerts would have no runbook link. Fix: set it to "
-                                "where your copy of docs/ can be read (group_data/monitoring.py)")]
-    if not re.fullmatch(r"(https?|file)://[^\s\"'<>]+", str(value)) or str(value).endswith("/"):
-        return [Problem(h.name, f"prometheus_runbook_base = {value!r}: give an http(s):// or file:// URL without "
-                                "spaces, quotes or a trailing slash, e.g. https://github.com/ORG/lpfleet/blob/main/docs")]
-    return []
-
-
-def _check_rule_files(h: HostSpec) -> list[Problem]:
-    extra = h.data.get("prometheus_extra_rule_files") or []
-    if isinstance(extra, str):
-        return [Problem(h.name, "prometheus_extra_rule_files must be a list of paths")]
-    problems = []
-    taken = {p.name for p in shipped_rule_files()} | {EXPECTED_TRANSCODERS}
-    for value in extra:
-        path = Path(str(value)).expanduser()
-        if not path.is_file():
-            problems.append(Problem(h.name, f"prometheus_extra_rule_files: {path} is not a file on this machine"))
-        elif path.suffix != ".yml" or path.name in taken:
-            problems.append(Problem(h.name, f"prometheus_extra_rule_files: {path.name} must end in .yml and "
-                                            f"not be named like another rule file "
-                                            f"({', '.join(sorted(taken))}). Fix: rename it"))
-        taken.add(path.name)
-    return problems
-
-
 def _check_grafana(h: HostSpec, environ: Mapping[str, str]) -> list[Problem]:
     problems = []
     if not isinstance(h.data.get("grafana", False), bool):
         problems.append(Problem(h.name, f"grafana = {h.data.get('grafana')!r}: True or False"))
-    if h.data.get("grafana_admin_password"):
-        problems.append(Problem(h.name, "grafana_admin_password is a secret written into the inventory. Fix: set "
-                                        "grafana_admin_password_env (or _file) to where it is on this machine"))
-    problems += _check_secret(h, "grafana_admin_password", "Grafana admin password", environ, required=False)
+    problems += check_secret(h, "grafana_admin_password", "Grafana admin password", environ, required=False)
     return problems
 
 
@@ -205,8 +145,5 @@ def check_monitoring(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[
         if not h.in_group(MONITORING):
             continue
         problems += _check_receivers(h, environ)
-        problems += _check_durations(h)
-        problems += _check_runbook_base(h)
-        problems += _check_rule_files(h)
         problems += _check_grafana(h, environ)
     return problems

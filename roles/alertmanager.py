@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pyinfra import host
 from pyinfra.api import deploy, operation
@@ -41,8 +41,9 @@ from roles.monitoring import (
     PROMETHEUS_CONFIG_DIR,
     SERVICE_GROUP,
 )
-from roles.prometheus import DURATION, default_external_url
+from roles.prometheus import default_external_url
 from roles.secrets import SecretSource, secret_file
+from roles.settings import RoleSettings, duration, setting
 
 PACKAGE = "prometheus-alertmanager"
 SERVICE = "prometheus-alertmanager"
@@ -205,44 +206,61 @@ def alertmanager_config(plan: ReceiverPlan, resolve_timeout: str, route_timings:
     )
 
 
+def route_timings_problem(timings: dict[str, dict[str, str]]) -> str | None:
+    found = []
+    for route, values in timings.items():
+        if route not in ROUTES:
+            found.append(f"{route!r} is not a route (routes: {', '.join(ROUTES)})")
+            continue
+        for key, value in values.items():
+            if key not in TIMINGS:
+                found.append(f"{route}: {key!r} is not one of {', '.join(TIMINGS)}")
+            elif duration(value):
+                found.append(f"{route}.{key} = {value!r} is not a duration (e.g. 30s)")
+    return "has problems: " + "; ".join(found) if found else None
+
+
+@dataclass(frozen=True)
+class AlertmanagerSettings(RoleSettings):
+    """The alertmanager role's settings: inventory data ``alertmanager_<field>``."""
+
+    PREFIX: ClassVar[str] = 'alertmanager_'
+    ROLE: ClassVar[str] = 'alertmanager'
+
+    receivers: dict[str, list[dict[str, Any]]] = setting(
+        factory=dict,
+        doc='where alerts go: `{"page": [channel, ...], "ticket": [...], "watchdog": [...]}`; a channel'
+            ' is `{"type": "email" | "pagerduty" | "slack" | "discord" | "webhook", ...}`, secrets '
+            'as `{"env": ...}`/`{"file": ...}` references (docs/monitoring.md). `page` must not be '
+            "empty")
+    smtp: dict[str, Any] = setting(
+        factory=dict,
+        doc="for email channels: `smarthost`, `from`, `auth_username`, `auth_password_file`...")
+    resolve_timeout: str = setting(
+        '5m', check=duration,
+        doc="when an alert that stopped being re-sent counts as resolved")
+    route_timings: dict[str, dict[str, str]] = setting(
+        factory=dict, check=route_timings_problem,
+        doc="`{\"page\": {\"group_wait\": \"5s\", ...}}`: a route's group_wait/group_interval/repeat_interval"
+            " (routes: default, page, ticket, watchdog)")
+    data_retention: str = setting("120h", doc='how long silences and the notification log are kept', check=duration)
+    external_url: str = setting(
+        '',
+        doc="the URL operators use to reach this Alertmanager (links in notifications); default "
+            "`http://<address>:9093/`")
+
+
 @deploy("alertmanager")
 def alertmanager(
     address: str,
-    receivers: dict[str, list[dict[str, Any]]],
-    smtp: dict[str, Any] | None = None,
-    resolve_timeout: str = "5m",
-    route_timings: dict[str, dict[str, str]] | None = None,
-    data_retention: str = "120h",
-    external_url: str = "",
+    settings: AlertmanagerSettings | None = None,
 ) -> None:
-    """Alertmanager routing the fleet's alerts to its receivers.
+    """Alertmanager routing the fleet's alerts to its receivers (AlertmanagerSettings).
 
     + address: this host's address (the default external URL)
-    + receivers: ``{"page": [channel, ...], "ticket": [...], "watchdog": [...]}``; a channel is
-      ``{"type": "email" | "pagerduty" | "slack" | "discord" | "webhook", <Alertmanager's
-      fields for it>}``, secrets as ``{"env": ...}``/``{"file": ...}`` references
-      (monitoring/alertmanager/README.md, docs/monitoring.md). ``page`` must not be empty
-    + smtp: for email channels: ``smarthost``, ``from``, ``auth_username``, ``auth_password_file``...
-    + resolve_timeout: when an alert that stopped being re-sent counts as resolved
-    + route_timings: ``{"page": {"group_wait": "5s", ...}}`` overrides of a route's
-      group_wait/group_interval/repeat_interval (routes: default, page, ticket, watchdog)
-    + data_retention: how long silences and the notification log are kept
-    + external_url: the URL operators use to reach this Alertmanager (links in notifications);
-      default ``http://<address>:9093/``
     """
-    route_timings = route_timings or {}
-    for route, values in route_timings.items():
-        if route not in ROUTES or not isinstance(values, dict) or set(values) - set(TIMINGS):
-            raise DeployError(f"{host.name}: alertmanager_route_timings: routes are {', '.join(ROUTES)}, each with "
-                              f"some of {', '.join(TIMINGS)}; got {route!r}: {values!r}")
-        for key, value in values.items():
-            if not DURATION.match(str(value)):
-                raise DeployError(f"{host.name}: alertmanager_route_timings {route}.{key} = {value!r} "
-                                  "is not a duration")
-    for name, value in (("resolve_timeout", resolve_timeout), ("data_retention", data_retention)):
-        if not DURATION.match(str(value)):
-            raise DeployError(f"{host.name}: alertmanager_{name} = {value!r} is not a duration (e.g. 5m, 120h)")
-    plan = plan_receivers(receivers, smtp)
+    s = settings or AlertmanagerSettings()
+    plan = plan_receivers(s.receivers, s.smtp)
 
     package = apt.packages(
         name=f"Install {PACKAGE}",
@@ -253,9 +271,9 @@ def alertmanager(
     flags = service_flags("Alertmanager", DEFAULTS_FILE, [
         f"--config.file={CONFIG_PATH}",
         f"--storage.path={DATA_DIR}",
-        f"--data.retention={data_retention}",
+        f"--data.retention={s.data_retention}",
         f"--web.listen-address=:{ALERTMANAGER_PORT}",
-        f"--web.external-url={external_url or default_external_url(address, ALERTMANAGER_PORT)}",
+        f"--web.external-url={s.external_url or default_external_url(address, ALERTMANAGER_PORT)}",
         # One Alertmanager per monitoring host, not a cluster: an empty address turns off the
         # gossip listener (0.0.0.0:9094 by default) that nothing here uses.
         "--cluster.listen-address=",
@@ -269,7 +287,7 @@ def alertmanager(
         create_remote_dir=True,
     )]
 
-    # Only root writes and only Alertmanager (group prometheus) reads the receivers' secrets.
+    # Only root writes and only Alertmanager (group prometheus) reads the s.receivers' secrets.
     files.directory(
         name=f"Receiver secrets directory {ALERTMANAGER_SECRETS_DIR} (root:{SERVICE_GROUP} 0750)",
         path=ALERTMANAGER_SECRETS_DIR,
@@ -290,8 +308,8 @@ def alertmanager(
     changed.append(alertmanager_config(
         name=f"Alertmanager configuration {CONFIG_PATH} (checked with amtool check-config)",
         plan=plan,
-        resolve_timeout=resolve_timeout,
-        route_timings=route_timings,
+        resolve_timeout=s.resolve_timeout,
+        route_timings=s.route_timings,
     ))
     # Only once the configuration that no longer names them is live: a refused configuration
     # leaves the live one with every file it reads.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
@@ -9,6 +12,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from roles._facts import ContainerVirt
 from roles._ops import jinja_options, template_path
+from roles.settings import RoleSettings, setting
 
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "nftables")
 
@@ -19,29 +23,32 @@ def missing_packages(packages: list[str] | tuple[str, ...]) -> list[str]:
     return [name for name in packages if name.split("=", 1)[0] not in installed]
 
 
-@deploy("common")
-def common(
-    service_user: str = "lpnode",
-    service_home: str = "/var/lib/lpnode",
-    extra_packages: list[str] | None = None,
-    time_sync: str = "systemd-timesyncd",
-    journald_system_max_use: str = "2G",
-    journald_system_keep_free: str = "4G",
-    journald_system_max_file_size: str = "128M",
-    journald_max_retention: str = "30day",
-    journald_rate_limit_interval: str = "30s",
-    journald_rate_limit_burst: int = 10000,
-) -> None:
-    """Prepare any fleet host.
+@dataclass(frozen=True)
+class CommonSettings(RoleSettings):
+    """Every host's base: inventory data under these names (no prefix)."""
 
-    + service_user: the system user lpnode (and later the reward service) runs as; no shell, no login
-    + service_home: its home, which is also lpnode's ``-datadir``
-    + extra_packages: more apt packages for this host
-    + time_sync: the time sync daemon package and unit (``systemd-timesyncd`` or ``chrony``);
-      tickets, TLS and round timing all go wrong on a drifting clock
-    + journald_*: the journald limits (``SystemMaxUse`` etc., see journald.conf(5))
-    """
-    packages = [*BASE_PACKAGES, time_sync, *(extra_packages or [])]
+    ROLE: ClassVar[str] = "common"
+
+    service_user: str = setting("lpnode", doc="the system user lpnode (and later the reward "
+                                              "service) runs as; no shell, no login")
+    service_home: str = setting("/var/lib/lpnode", doc="its home, which is also lpnode's `-datadir`")
+    extra_packages: list[str] = setting(factory=list, doc="more apt packages for this host")
+    time_sync: Literal["systemd-timesyncd", "chrony"] = setting(
+        "systemd-timesyncd", doc="the time sync daemon: tickets, TLS and round timing all go "
+                                 "wrong on a drifting clock")
+    journald_system_max_use: str = setting("2G", doc="journald `SystemMaxUse`")
+    journald_system_keep_free: str = setting("4G", doc="journald `SystemKeepFree`")
+    journald_system_max_file_size: str = setting("128M", doc="journald `SystemMaxFileSize`")
+    journald_max_retention: str = setting("30day", doc="journald `MaxRetentionSec`")
+    journald_rate_limit_interval: str = setting("30s", doc="journald `RateLimitIntervalSec`")
+    journald_rate_limit_burst: int = setting(10000, doc="journald `RateLimitBurst`")
+
+
+@deploy("common")
+def common(settings: CommonSettings | None = None) -> None:
+    """Prepare any fleet host (CommonSettings)."""
+    s = settings or CommonSettings()
+    packages = [*BASE_PACKAGES, s.time_sync, *s.extra_packages]
     missing = missing_packages(packages)
     apt.packages(
         name="Install base packages",
@@ -52,14 +59,14 @@ def common(
         update=bool(missing),
     )
 
-    server.group(name=f"Service group {service_user}", group=service_user, system=True)
+    server.group(name=f"Service group {s.service_user}", group=s.service_user, system=True)
     server.user(
-        name=f"Service user {service_user}",
-        user=service_user,
-        group=service_user,
+        name=f"Service user {s.service_user}",
+        user=s.service_user,
+        group=s.service_user,
         system=True,
         shell="/usr/sbin/nologin",
-        home=service_home,
+        home=s.service_home,
         ensure_home=False,
         create_home=False,
     )
@@ -68,8 +75,8 @@ def common(
     # units refuse to start there (ConditionVirtualization/ConditionCapability); enabled is
     # still right, so the same host image keeps time when it runs on metal.
     systemd.service(
-        name=f"Time sync ({time_sync})",
-        service=time_sync,
+        name=f"Time sync ({s.time_sync})",
+        service=s.time_sync,
         enabled=True,
         running=host.get_fact(ContainerVirt) is None,
     )
@@ -80,12 +87,12 @@ def common(
         dest="/etc/systemd/journald.conf.d/50-lpfleet.conf",
         mode="644",
         jinja_env_kwargs=jinja_options(),
-        system_max_use=journald_system_max_use,
-        system_keep_free=journald_system_keep_free,
-        system_max_file_size=journald_system_max_file_size,
-        max_retention=journald_max_retention,
-        rate_limit_interval=journald_rate_limit_interval,
-        rate_limit_burst=journald_rate_limit_burst,
+        system_max_use=s.journald_system_max_use,
+        system_keep_free=s.journald_system_keep_free,
+        system_max_file_size=s.journald_system_max_file_size,
+        max_retention=s.journald_max_retention,
+        rate_limit_interval=s.journald_rate_limit_interval,
+        rate_limit_burst=s.journald_rate_limit_burst,
     )
     # Storage=persistent needs the directory; journald creates it on restart.
     systemd.service(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shlex
-from typing import Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
@@ -15,7 +16,9 @@ from pyinfra.operations import files, pip, systemd
 from roles import wheelhouse
 from roles._facts import PythonVersion
 from roles._ops import jinja_options, sync_directory, template_path, validated_template
+from roles.common import CommonSettings
 from roles.secrets import ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_CERT_PATH, ORCH_SECRET_PATH, TLS_CERT_PATH, TLS_KEY_PATH
+from roles.settings import RoleSettings, at_least, setting
 
 SERVICE = "lpnode"
 VENV = "/opt/lpnode/venv"
@@ -54,32 +57,24 @@ def target_python(python: str | None = None) -> str:
 def config_flags(
     role: str,
     address: str,
+    settings: NodeSettings | None = None,
     orch_addr: str | None = None,
-    max_sessions: int | str = 10,
-    price_per_unit: int = 0,
-    pixels_per_unit: int = 1,
-    service_port: int = SERVICE_PORT,
-    cli_port: int = CLI_PORT,
-    gpus: str = "",
-    verbosity: int = 3,
-    orch_secret_path: str = ORCH_SECRET_PATH,
-    admin_token_path: str | None = ADMIN_TOKEN_PATH,
-    extra_flags: dict[str, str | int | bool] | None = None,
     host_name: str = "lpnode",
     transcoder_name: str | None = None,
     tls: bool = True,
 ) -> list[tuple[str, str | int | bool]]:
     """The (flag, value) lines of lpnode's config file; ``True`` is a bare boolean flag."""
+    s = settings or NodeSettings()
     if role not in ROLES:
         raise DeployError(f"{host_name}: unknown lpnode role {role!r}; one of {', '.join(ROLES)}")
     flags: list[tuple[str, str | int | bool]] = []
     if "orchestrator" in role:
         flags += [
             ("orchestrator", True),
-            ("serviceAddr", f"{address}:{service_port}"),
-            ("httpAddr", f"0.0.0.0:{service_port}"),
-            ("pricePerUnit", price_per_unit),
-            ("pixelsPerUnit", pixels_per_unit),
+            ("serviceAddr", f"{address}:{s.service_port}"),
+            ("httpAddr", f"0.0.0.0:{s.service_port}"),
+            ("pricePerUnit", s.price_per_unit),
+            ("pixelsPerUnit", s.pixels_per_unit),
         ]
         if tls:
             flags += [("tlsCertFile", TLS_CERT_PATH), ("tlsKeyFile", TLS_KEY_PATH)]
@@ -92,25 +87,25 @@ def config_flags(
             if tls:
                 # Its orchestrator's certificate: the orchSecret goes to no other server.
                 flags.append(("orchCert", ORCH_CERT_PATH))
-        if gpus:
-            flags.append(("nvidia", gpus))
+        if s.gpus:
+            flags.append(("nvidia", s.gpus))
         # The orchestrator labels this transcoder's metrics with it: the inventory name, so
         # dashboards and alerts find it whatever the host calls itself.
         if transcoder_name:
             flags.append(("transcoderName", transcoder_name))
     flags += [
         ("network", "offchain"),
-        ("orchSecret", orch_secret_path),
-        ("maxSessions", max_sessions),
+        ("orchSecret", ORCH_SECRET_PATH),
+        ("maxSessions", s.max_sessions),
         # Reachable from the monitoring hosts only: the firewall admits nobody else on it.
-        ("cliAddr", f"0.0.0.0:{cli_port}"),
+        ("cliAddr", f"0.0.0.0:{s.cli_port}"),
         ("monitor", True),
         ("datadir", DATADIR),
-        ("v", verbosity),
+        ("v", s.verbosity),
     ]
-    if admin_token_path:
-        flags.append(("adminTokenFile", admin_token_path))
-    for name, value in (extra_flags or {}).items():
+    if s.admin_token:
+        flags.append(("adminTokenFile", ADMIN_TOKEN_PATH))
+    for name, value in s.extra_flags.items():
         flags.append((name.lstrip("-"), value))
     for name, value in flags:
         text = str(value)
@@ -138,23 +133,43 @@ def wheelhouse_install(venv: str, wheelhouse_dir: str, lpnode_wheel: str, build_
     yield StringCommand(f"echo {shlex.quote(build_id)} > {shlex.quote(marker)}")
 
 
+@dataclass(frozen=True)
+class NodeSettings(RoleSettings):
+    """lpnode's settings: inventory data ``lpnode_<field>``."""
+
+    PREFIX: ClassVar[str] = "lpnode_"
+    ROLE: ClassVar[str] = "lpnode"
+
+    max_sessions: int | Literal["auto"] = setting(
+        10, doc="`-maxSessions`: an orchestrator's sessions at once, a transcoder's capacity; `auto` "
+                "(orchestrator without local transcoding) sums its transcoders' capacities",
+        check=lambda v: None if v == "auto" or v >= 1 else "must be 1 or more, or auto")
+    price_per_unit: int = setting(0, doc="`-pricePerUnit`: orchestrator price, wei per "
+                                         "`pixels_per_unit` pixels", check=at_least(0))
+    pixels_per_unit: int = setting(1, doc="`-pixelsPerUnit`", check=at_least(1))
+    service_port: int = setting(SERVICE_PORT, doc="where gateways and transcoders connect "
+                                                  "(an orchestrator's `-serviceAddr` port)")
+    cli_port: int = setting(CLI_PORT, doc="the admin/status/metrics listener, firewalled to the "
+                                          "monitoring hosts")
+    gpus: str = setting("", doc="`-nvidia`: `all` or GPU ids `0,1`; empty transcodes on the CPU "
+                                "(hosts in the `gpu` group default to `all`)")
+    verbosity: int = setting(3, doc="`-v`", check=at_least(0))
+    extra_flags: dict[str, str | int | bool] = setting(
+        factory=dict, doc="more lpnode flags, e.g. `{\"orchSecretGrace\": \"5m\"}`")
+    admin_token: bool = setting(True, doc="pass `-adminTokenFile` (the secrets role writes the "
+                                          "file); off turns the admin actions off")
+    python: str | None = setting(None, doc="the host's python3 `major.minor`, when it cannot be "
+                                           "detected")
+    restart_sec: int = setting(5, doc="systemd `RestartSec` of the unit", check=at_least(1))
+
+
 @deploy("lpnode")
 def node(
-    role: Literal["orchestrator", "transcoder", "orchestrator+transcoder"],
+    role: str,
     address: str,
+    settings: NodeSettings | None = None,
     orch_addr: str | None = None,
-    max_sessions: int | str = 10,
-    price_per_unit: int = 0,
-    pixels_per_unit: int = 1,
-    service_port: int = SERVICE_PORT,
-    cli_port: int = CLI_PORT,
-    gpus: str = "",
-    verbosity: int = 3,
-    extra_flags: dict[str, str | int | bool] | None = None,
-    admin_token: bool = True,
-    python: str | None = None,
-    service_user: str = "lpnode",
-    restart_sec: int = 5,
+    service_user: str = CommonSettings.service_user,
     reload: bool = False,
     restart: bool = False,
     tls: bool = True,
@@ -163,25 +178,17 @@ def node(
 
     + role: ``orchestrator``, ``transcoder`` or ``orchestrator+transcoder`` (transcodes locally)
     + address: this host's address: an orchestrator advertises ``address:service_port``
+    + settings: the operator's settings (NodeSettings)
     + orch_addr: transcoder: its orchestrator's ``host:port``
-    + max_sessions: ``-maxSessions`` (orchestrator: sessions at once; transcoder: its capacity)
-    + price_per_unit, pixels_per_unit: orchestrator pricing, wei per pixels
-    + service_port: 8935, where gateways and transcoders connect
-    + cli_port: the admin/status/metrics listener (7935), firewalled to the monitoring hosts
-    + gpus: ``-nvidia`` (``all`` or ``0,1``); empty transcodes on the CPU
-    + verbosity: ``-v``
-    + extra_flags: more lpnode flags, ``{"orchSecretGrace": "5m"}``
-    + admin_token: pass ``-adminTokenFile`` (the secrets role writes the file)
-    + python: the host's python3 ``major.minor`` if it cannot be detected
-    + service_user: the user lpnode runs as
-    + restart_sec: systemd ``RestartSec``
+    + service_user: the user lpnode runs as (the common role's setting)
     + reload: the secret changed: an orchestrator is sent SIGHUP (it re-reads the file and keeps
       the old secret for -orchSecretGrace), a transcoder is restarted
     + restart: restart even if nothing here changed, e.g. after a GPU driver was patched
     + tls: an orchestrator serves /etc/lpnode/tls.crt and tls.key, a transcoder pins its
       orchestrator's /etc/lpnode/orchestrator.crt (-orchCert); the secrets role puts them there
     """
-    built = wheelhouse.build(target_python(python), host.get_fact(Arch))
+    s = settings or NodeSettings()
+    built = wheelhouse.build(target_python(s.python), host.get_fact(Arch))
     # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
     reloadable = "orchestrator" in role
 
@@ -215,13 +222,9 @@ def node(
         mode="640",
         role=role,
         host_name=host.name,
-        flags=config_flags(
-            role=role, address=address, orch_addr=orch_addr, max_sessions=max_sessions,
-            price_per_unit=price_per_unit, pixels_per_unit=pixels_per_unit,
-            service_port=service_port, cli_port=cli_port, gpus=gpus, verbosity=verbosity,
-            admin_token_path=ADMIN_TOKEN_PATH if admin_token else None, extra_flags=extra_flags,
-            host_name=host.name, transcoder_name=f"{host.name}:{cli_port}", tls=tls,
-        ),
+        flags=config_flags(role=role, address=address, settings=s, orch_addr=orch_addr,
+                           host_name=host.name, transcoder_name=f"{host.name}:{s.cli_port}",
+                           tls=tls),
     )
     unit = files.template(
         name=f"systemd unit {UNIT_PATH}",
@@ -233,8 +236,8 @@ def node(
         service_user=service_user,
         venv=VENV,
         config_path=CONFIG_PATH,
-        restart_sec=restart_sec,
-        gpu=bool(gpus),
+        restart_sec=s.restart_sec,
+        gpu=bool(s.gpus),
         reloadable=reloadable,
     )
     must_restart = (

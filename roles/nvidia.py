@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
@@ -20,6 +21,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from roles._facts import AptHolds, NvencPatchState
 from roles._ops import jinja_options, template_path
+from roles.settings import RoleSettings, at_least, setting
 
 NOUVEAU_BLACKLIST = "/etc/modprobe.d/lpfleet-blacklist-nouveau.conf"
 APT_PREFERENCES = "/etc/apt/preferences.d/lpfleet-nvidia"
@@ -82,32 +84,47 @@ class NvidiaResult:
     restart_node: bool
 
 
+@dataclass(frozen=True)
+class NvidiaSettings(RoleSettings):
+    """The nvidia role's settings: inventory data ``nvidia_<field>``."""
+
+    PREFIX: ClassVar[str] = 'nvidia_'
+    ROLE: ClassVar[str] = 'nvidia'
+
+    driver_branch: str = setting(
+        '550',
+        doc="the branch to pin (`550`: 8 NVENC sessions on consumer cards without the patch); Debian "
+            "installs the branch its release ships in non-free and pins it")
+    skip_reboot: bool = setting(
+        False,
+        doc="never reboot; a changed driver then waits for the operator's reboot (lpnode's GPU "
+            "preflight fails until then)")
+    nvenc_patch: bool = setting(
+        False,
+        doc="apply keylase/nvidia-patch to lift the consumer-card NVENC session cap (opt-in: it "
+            "modifies a driver library); the deploy first checks the driver is supported")
+    nvenc_patch_ref: str = setting(
+        'master',
+        doc="git ref of keylase/nvidia-patch to fetch patch.sh from; pin a commit so a re-run never "
+            "picks up a different script")
+    nvenc_patch_sha256: str | None = setting(
+        None,
+        doc="the expected sha256 of that patch.sh (recommended with a pinned ref)")
+    debian_mirror: str = setting("http://deb.debian.org/debian", doc='Debian mirror for the non-free components')
+    reboot_timeout: int = setting(
+        600, check=at_least(1),
+        doc="seconds to wait for the host to come back after a reboot")
+
+
 @deploy("nvidia")
 def nvidia(
-    driver_branch: str = "550",
-    skip_reboot: bool = False,
-    nvenc_patch: bool = False,
-    nvenc_patch_ref: str = "master",
-    nvenc_patch_sha256: str | None = None,
-    debian_mirror: str = "http://deb.debian.org/debian",
-    reboot_timeout: int = 600,
+    settings: NvidiaSettings | None = None,
 ) -> NvidiaResult:
-    """Install and pin the NVIDIA driver.
-
-    + driver_branch: the branch to pin (``550``: 8 NVENC sessions on consumer cards without the
-      patch). Debian installs the branch its release ships in non-free and pins it.
-    + skip_reboot: never reboot; a changed driver then waits for the operator's reboot
-    + nvenc_patch: apply keylase/nvidia-patch to lift the consumer-card NVENC session cap
-      (opt-in: it modifies a driver library)
-    + nvenc_patch_ref: git ref of keylase/nvidia-patch to fetch patch.sh from; pin a commit so a
-      re-run never picks up a different script
-    + nvenc_patch_sha256: the expected sha256 of that patch.sh (recommended with a pinned ref)
-    + debian_mirror: Debian mirror for the non-free components
-    + reboot_timeout: seconds to wait for the host to come back
-    """
+    """Install and pin the NVIDIA driver (NvidiaSettings)."""
+    s = settings or NvidiaSettings()
     distro = host.get_fact(LinuxDistribution)
     meta = distro["release_meta"]
-    plan = driver_plan(str(meta.get("ID", "")).lower(), str(driver_branch))
+    plan = driver_plan(str(meta.get("ID", "")).lower(), str(s.driver_branch))
 
     if plan.distro == "debian":
         codename = meta.get("VERSION_CODENAME") or meta.get("CODENAME")
@@ -117,18 +134,18 @@ def nvidia(
             dest=DEBIAN_SOURCES,
             mode="644",
             jinja_env_kwargs=jinja_options(),
-            mirror=debian_mirror,
+            mirror=s.debian_mirror,
             codename=codename,
         )
         apt.update(name="Refresh the package index for non-free", _if=sources.did_change)
     if plan.pinned:
         files.template(
-            name=f"Pin the NVIDIA driver to the {driver_branch} branch",
+            name=f"Pin the NVIDIA driver to the {s.driver_branch} branch",
             src=template_path("nvidia-apt-preferences.j2"),
             dest=APT_PREFERENCES,
             mode="644",
             jinja_env_kwargs=jinja_options(),
-            branch=driver_branch,
+            branch=s.driver_branch,
             packages=plan.pinned,
         )
 
@@ -149,7 +166,7 @@ def nvidia(
     installed = host.get_fact(DebPackages)
     missing = [p for p in plan.packages if p not in installed]
     driver = apt.packages(
-        name=f"NVIDIA driver {driver_branch} ({plan.distro})",
+        name=f"NVIDIA driver {s.driver_branch} ({plan.distro})",
         packages=list(plan.packages),
         no_recommends=True,
         update=bool(missing),
@@ -157,11 +174,11 @@ def nvidia(
     # A branch that is not in the archive makes apt fall back to whatever it has; stop there
     # rather than run (and patch) a driver nobody chose.
     server.shell(
-        name=f"Check the installed driver is on the {driver_branch} branch",
+        name=f"Check the installed driver is on the {s.driver_branch} branch",
         commands=[
             f"v=$(dpkg-query -W -f='${{Version}}' {plan.version_package}); "
-            f"case \"${{v#*:}}\" in {driver_branch}.*) ;; *) echo \"lpfleet: installed NVIDIA driver is $v, "
-            f"not the {driver_branch} branch; set nvidia_driver_branch to a branch this release has "
+            f"case \"${{v#*:}}\" in {s.driver_branch}.*) ;; *) echo \"lpfleet: installed NVIDIA driver is $v, "
+            f"not the {s.driver_branch} branch; set nvidia_driver_branch to a branch this release has "
             f"(apt-cache policy {plan.version_package})\" >&2; exit 1;; esac"
         ],
         _if=driver.did_change,
@@ -175,13 +192,13 @@ def nvidia(
             commands=[f"apt-mark hold {' '.join(to_hold)}"],
         )
 
-    patched = _nvenc_patch(plan, nvenc_patch_ref, nvenc_patch_sha256) if nvenc_patch else False
+    patched = _nvenc_patch(plan, s.nvenc_patch_ref, s.nvenc_patch_sha256) if s.nvenc_patch else False
 
-    pending_reboot = driver.will_change and skip_reboot
-    if not skip_reboot:
+    pending_reboot = driver.will_change and s.skip_reboot
+    if not s.skip_reboot:
         server.reboot(
             name="Reboot into the new NVIDIA driver",
-            reboot_timeout=reboot_timeout,
+            reboot_timeout=s.reboot_timeout,
             _if=driver.did_change,
         )
     elif driver.will_change:

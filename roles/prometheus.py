@@ -9,7 +9,9 @@ configuration would be judged against the old rules. Prometheus is then reloaded
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -20,6 +22,7 @@ from roles._facts import ConfigLoaded
 from roles._ops import MONITORING_DIR, packaged_service, remove_stale_files, service_flags, validated_template
 from roles.common import missing_packages
 from roles.monitoring import PROMETHEUS_CONFIG_DIR, PROMETHEUS_PORT, RULES_DIR
+from roles.settings import RoleSettings, duration, setting
 
 PACKAGE = "prometheus"
 SERVICE = "prometheus"
@@ -32,7 +35,6 @@ METRICS_URL = f"http://127.0.0.1:{PROMETHEUS_PORT}/metrics"
 
 # Prometheus' duration syntax (1d, 15s, 1h30m); checked here so a typo stops the deploy with the
 # setting's name instead of a promtool message about the rendered file.
-DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
 
 def shipped_rule_files() -> list[Path]:
@@ -76,41 +78,73 @@ def default_external_url(address: str, port: int) -> str:
     return f"http://{'[' + address + ']' if ':' in address else address}:{port}/"
 
 
+def runbook_base_problem(value: Any) -> str | None:
+    if not value:
+        return "is empty: alerts would have no runbook link; set it to where your copy of docs/ can be read"
+    if not re.fullmatch(r"(https?|file)://[^\s\"'<>]+", str(value)) or str(value).endswith("/"):
+        return ("should be an http(s):// or file:// URL without spaces, quotes or a trailing slash, "
+                "e.g. https://github.com/ORG/lpfleet/blob/main/docs")
+    return None
+
+
+def extra_rule_files_problem(paths: list[str]) -> str | None:
+    taken = {p.name for p in shipped_rule_files()} | {EXPECTED_TRANSCODERS}
+    found = []
+    for value in paths:
+        path = Path(str(value)).expanduser()
+        if not path.is_file():
+            found.append(f"{path} is not a file on this machine")
+        elif path.suffix != ".yml" or path.name in taken:
+            found.append(f"{path.name} must end in .yml and not be named like another rule file "
+                         f"({', '.join(sorted(taken))}); rename it")
+        taken.add(path.name)
+    return "has problems: " + "; ".join(found) if found else None
+
+
+@dataclass(frozen=True)
+class PrometheusSettings(RoleSettings):
+    """The prometheus role's settings: inventory data ``prometheus_<field>``."""
+
+    PREFIX: ClassVar[str] = 'prometheus_'
+    ROLE: ClassVar[str] = 'prometheus'
+
+    runbook_base: str = setting(
+        check=runbook_base_problem,
+        doc="where your copy of docs/ can be read, no trailing slash: every alert links to "
+            "`<runbook_base>/alerts.md#<alert>`")
+    scrape_interval: str = setting(
+        '15s', check=duration,
+        doc="how often every target is scraped (the dashboards' rates assume 15s)")
+    evaluation_interval: str = setting("15s", doc='how often the rules are evaluated', check=duration)
+    retention_time: str = setting(
+        '30d', check=duration,
+        doc="how long samples are kept (`--storage.tsdb.retention.time`)")
+    retention_size: str = setting("", doc="also cap the database's size, e.g. `50GB`; empty: no cap")
+    external_labels: dict[str, str] = setting(
+        factory=dict,
+        doc='labels added to every alert and series leaving this Prometheus, e.g. `{"fleet": "eu"}`')
+    external_url: str = setting(
+        '',
+        doc="the URL operators use to reach this Prometheus; default `http://<address>:9090/`")
+    extra_rule_files: list[str] = setting(
+        factory=list, check=extra_rule_files_problem,
+        doc="your own rule files (paths on this machine), installed and checked with lpfleet's (`[[ "
+            "runbook_base ]]` is filled in)")
+
+
 @deploy("prometheus")
 def prometheus(
     address: str,
     hosts: list[dict],
-    runbook_base: str,
-    scrape_interval: str = "15s",
-    evaluation_interval: str = "15s",
-    retention_time: str = "30d",
-    retention_size: str = "",
-    external_labels: dict[str, str] | None = None,
-    external_url: str = "",
-    extra_rule_files: list[str] | None = None,
+    settings: PrometheusSettings,
 ) -> None:
-    """Prometheus scraping the fleet and evaluating lpfleet's alert rules.
+    """Prometheus scraping the fleet and evaluating lpfleet's alert rules (PrometheusSettings).
 
     + address: this host's address (the default external URL, and its own scrape target)
     + hosts: every host of the inventory as the scrape template takes it (roles.monitoring.scrape_hosts)
-    + runbook_base: URL under which the repository's docs/ can be read, no trailing slash; alerts
-      link to ``<runbook_base>/alerts.md#<alert>``
-    + scrape_interval, evaluation_interval: how often targets are scraped and rules evaluated
-      (the dashboards' rates assume 15s; the lab uses 5s so its tests are quick)
-    + retention_time: how long samples are kept (``--storage.tsdb.retention.time``)
-    + retention_size: also cap the database's size, e.g. ``50GB``; empty: no cap
-    + external_labels: labels added to every alert and series leaving this Prometheus, e.g.
-      ``{"fleet": "eu"}`` when several fleets share one Alertmanager or Grafana
-    + external_url: the URL operators use to reach this Prometheus; default ``http://<address>:9090/``
-    + extra_rule_files: your own rule files (paths on this machine), installed and checked with
-      lpfleet's and rendered the same way (``[[ runbook_base ]]`` is filled in)
     """
-    for name, value in (("scrape_interval", scrape_interval), ("evaluation_interval", evaluation_interval),
-                        ("retention_time", retention_time)):
-        if not DURATION.match(str(value)):
-            raise DeployError(f"{host.name}: prometheus_{name} = {value!r} is not a Prometheus duration "
-                              "(e.g. 15s, 30d)")
-    rules = rule_file_names(extra_rule_files)
+    s = settings
+    rules = rule_file_names(s.extra_rule_files)
 
     package = apt.packages(
         name=f"Install {PACKAGE}",
@@ -120,7 +154,7 @@ def prometheus(
         update=bool(missing_packages([PACKAGE])),
     )
     flags = service_flags("Prometheus", DEFAULTS_FILE,
-                          server_flags(address, retention_time, retention_size, external_url))
+                          server_flags(address, s.retention_time, s.retention_size, s.external_url))
 
     files.directory(name=f"Rules directory {RULES_DIR}", path=RULES_DIR, user="root", group="root", mode="755")
     changed = []
@@ -131,7 +165,7 @@ def prometheus(
             dest=f"{RULES_DIR}/{name}",
             validate="promtool check rules {path}",
             source="monitoring",
-            runbook_base=runbook_base,
+            runbook_base=s.runbook_base,
         ))
     changed.append(validated_template(
         name=f"Expected transcoders {RULES_DIR}/{EXPECTED_TRANSCODERS}, from the inventory (promtool check rules)",
@@ -150,9 +184,9 @@ def prometheus(
         source="monitoring",
         hosts=hosts,
         rules_dir=RULES_DIR,
-        scrape_interval=scrape_interval,
-        evaluation_interval=evaluation_interval,
-        external_labels=external_labels or {},
+        scrape_interval=s.scrape_interval,
+        evaluation_interval=s.evaluation_interval,
+        external_labels=s.external_labels or {},
     ))
     # After the configuration: a refused one leaves Prometheus and its rules directory as they
     # were. (A stale file was checked when it went live, so it cannot fail the check above.)

@@ -21,6 +21,7 @@ from pyinfra.facts.files import File, Sha1File
 from pyinfra.operations import files
 
 from roles._ops import put_secret_commands
+from roles.common import CommonSettings
 
 CONFIG_DIR = "/etc/lpnode"
 ORCH_SECRET_PATH = f"{CONFIG_DIR}/orchSecret"
@@ -124,7 +125,7 @@ def secrets(
     keystore: SecretSource | None = None,
     keystore_password: SecretSource | None = None,
     keystore_allowed: bool = False,
-    service_user: str = "lpnode",
+    service_user: str = CommonSettings.service_user,
     tls_cert: str | None = None,
     tls_key: SecretSource | None = None,
     orch_cert: str | None = None,

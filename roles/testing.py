@@ -12,6 +12,7 @@ and global arguments (``_if`` and friends). Nothing connects anywhere and nothin
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,3 +150,13 @@ def prepare(
                 stdin=stdin,
             ))
     return ops, result
+
+
+def with_settings(model: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for a role whose settings are ``model``: the ones that are its fields go into
+    ``settings=model(...)``, the rest stay as they are."""
+    names = {f.name for f in dataclasses.fields(model)}
+    chosen = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    if "settings" not in kwargs:
+        kwargs["settings"] = model(**chosen)
+    return kwargs

@@ -123,17 +123,17 @@ def test_malformed_secret_reference():
                                  "alertmanager_data_retention"])
 def test_durations(key):
     [msg] = problems(**{key: "15 seconds"})
-    assert msg == f"mon1: {key} = '15 seconds' is not a Prometheus duration. Fix: a number and a unit, e.g. 15s, 5m, 30d"
+    assert msg == f"mon1: {key} = '15 seconds' is not a duration: a number and a unit, e.g. 15s, 5m, 30d"
 
 
 def test_route_timings():
     found = problems(alertmanager_route_timings={"pager": {"group_wait": "5s"}, "page": {"group_wait": "now",
                                                                                         "wait": "5s"}})
-    assert "mon1: alertmanager_route_timings: 'pager' is not a route; routes: default, page, ticket, watchdog, " \
-           "each a mapping" in found
-    assert "mon1: alertmanager_route_timings page.group_wait = 'now' is not a duration (e.g. 30s)" in found
-    assert ("mon1: alertmanager_route_timings page: 'wait' is not one of group_wait, group_interval, "
-            "repeat_interval") in found
+    [msg] = found
+    assert msg.startswith("mon1: alertmanager_route_timings = ")
+    assert "'pager' is not a route (routes: default, page, ticket, watchdog)" in msg
+    assert "page.group_wait = 'now' is not a duration (e.g. 30s)" in msg
+    assert "page: 'wait' is not one of group_wait, group_interval, repeat_interval" in msg
     assert problems(alertmanager_route_timings={"page": {"group_wait": "5s", "repeat_interval": "1h"}}) == []
 
 
@@ -148,9 +148,10 @@ def test_extra_rule_files(tmp_path):
     (tmp_path / "lpnode.yml").write_text("groups: []\n")
     assert problems(prometheus_extra_rule_files=[str(tmp_path / "site.yml")]) == []
     found = problems(prometheus_extra_rule_files=[str(tmp_path / "lpnode.yml"), str(tmp_path / "nope.yml")])
-    assert any("prometheus_extra_rule_files: lpnode.yml must end in .yml and not be named like another rule file"
-               in p for p in found)
-    assert f"mon1: prometheus_extra_rule_files: {tmp_path / 'nope.yml'} is not a file on this machine" in found
+    [msg] = found
+    assert msg.startswith("mon1: prometheus_extra_rule_files = ")
+    assert "lpnode.yml must end in .yml and not be named like another rule file" in msg
+    assert f"{tmp_path / 'nope.yml'} is not a file on this machine" in msg
 
 
 def test_grafana_settings():

@@ -16,7 +16,8 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from roles._facts import AptHolds, NvencPatchState
 from roles._ops import render
 from roles.nvidia import APT_PREFERENCES, DEBIAN_SOURCES, NOUVEAU_BLACKLIST, driver_plan, nvidia, upstream_version
-from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare
+from roles.nvidia import NvidiaSettings
+from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare, with_settings
 
 UBUNTU_DRIVER = ["nvidia-driver-550-server", "nvidia-utils-550-server", "libnvidia-encode-550-server"]
 DEBIAN_DRIVER = ["nvidia-driver", "nvidia-smi", "nvidia-persistenced", "libnvidia-encode1", "libnvcuvid1"]
@@ -25,7 +26,8 @@ DEBIAN_VERSION = "535.216.01-1~deb12u1"
 
 
 def run(distro_fact, facts=None, **kwargs):
-    ops, result = prepare(nvidia, facts={LinuxDistribution: distro_fact, **(facts or {})}, groups=["gpu"], **kwargs)
+    ops, result = prepare(nvidia, facts={LinuxDistribution: distro_fact, **(facts or {})}, groups=["gpu"],
+                          **with_settings(NvidiaSettings, kwargs))
     return ops, result
 
 

@@ -4,41 +4,28 @@ silently ignored, and the documented defaults are the roles' own defaults."""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import runpy
 from pathlib import Path
 
 import pytest
 
-from roles.alertmanager import alertmanager
-from roles.common import common
-from roles.grafana import grafana
-from roles.node import node
-from roles.node_exporter import node_exporter
-from roles.nvidia import nvidia
-from roles.prometheus import prometheus
+from roles.settings import all_models, markdown
 
 GROUP_DATA = Path(__file__).resolve().parents[2] / "inventory" / "group_data"
-
-# (role, data prefix) as deploys/fleet.py maps them.
-ROLE_PREFIXES = ((common, ""), (node, "lpnode_"), (nvidia, "nvidia_"), (node_exporter, "node_exporter_"),
-                 (prometheus, "prometheus_"), (alertmanager, "alertmanager_"), (grafana, "grafana_"))
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operators-guide.md"
 
 # Read by deploys/fleet.py and inventory/validate.py themselves, or by pyinfra.
 FLEET_KEYS = {
     "admin_networks", "address", "orchestrator", "nvidia", "ssh_port", "ssh_user", "ssh_hostname",
     "orch_secret_env", "orch_secret_file", "admin_token_env", "admin_token_file",
     "keystore_path", "keystore_password_env", "keystore_password_file",
-    "grafana", "grafana_admin_password_env", "grafana_admin_password_file", "expected_transcoders",
+    "grafana", "expected_transcoders", "tls_dir", "tls_cert_file", "tls_key_file",
 }
 
 
-def role_keys() -> dict[str, inspect.Parameter]:
-    keys = {}
-    for role, prefix in ROLE_PREFIXES:
-        for name, param in inspect.signature(role._inner).parameters.items():
-            keys[prefix + name] = param
-    return keys
+def setting_fields() -> dict[str, dataclasses.Field]:
+    return {key: f for model in all_models() for key, f in model.fields().items()}
 
 
 def group_data_files():
@@ -47,7 +34,7 @@ def group_data_files():
 
 @pytest.mark.parametrize("path", group_data_files(), ids=lambda p: p.name)
 def test_every_group_data_setting_is_read_by_someone(path):
-    known = role_keys().keys() | FLEET_KEYS
+    known = setting_fields().keys() | FLEET_KEYS
     values = {k: v for k, v in runpy.run_path(str(path)).items() if not k.startswith("__")}
     unknown = sorted(set(values) - known)
     assert not unknown, f"{path.name}: settings no role reads: {unknown}"
@@ -55,15 +42,40 @@ def test_every_group_data_setting_is_read_by_someone(path):
 
 @pytest.mark.parametrize("path", group_data_files(), ids=lambda p: p.name)
 def test_documented_defaults_are_the_roles_defaults(path):
-    params = role_keys()
+    fields = setting_fields()
     values = {k: v for k, v in runpy.run_path(str(path)).items() if not k.startswith("__")}
     # Settings that are per-group choices rather than defaults of the role.
     choices = {"lpnode_max_sessions", "lpnode_gpus"}
     for key, value in values.items():
-        param = params.get(key)
-        if param is None or key in choices or param.default is inspect.Parameter.empty:
+        f = fields.get(key)
+        if f is None or key in choices:
             continue
-        assert value == param.default, f"{path.name}: {key} = {value!r}, but the role's default is {param.default!r}"
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if default is dataclasses.MISSING:
+            continue
+        assert value == default, f"{path.name}: {key} = {value!r}, but the role's default is {default!r}"
+
+
+def test_group_data_passes_the_settings_checks():
+    for path in group_data_files():
+        values = {k: v for k, v in runpy.run_path(str(path)).items() if not k.startswith("__")}
+        for model in all_models():
+            assert model.problems(values, required=False) == [], path.name
+
+
+def test_the_settings_table_in_the_operators_guide_is_current():
+    """docs/operators-guide.md carries `python -m roles.settings` between its markers."""
+    text = GUIDE.read_text()
+    begin, end = "<!-- settings table: python -m roles.settings -->\n", "<!-- end of settings table -->"
+    assert begin in text and end in text, "the operators' guide lost its settings table markers"
+    current = text.split(begin, 1)[1].split(end, 1)[0]
+    assert current == markdown(all_models()), "stale: run python -m roles.settings and paste its output"
+
+
+def test_an_unknown_key_names_the_closest_setting():
+    from roles.node import NodeSettings
+    [problem] = NodeSettings.problems({"lpnode_max_sesions": 4})
+    assert problem == "lpnode_max_sesions is not a setting of the lpnode role; did you mean lpnode_max_sessions?"
 
 
 def test_group_data_documents_each_setting():

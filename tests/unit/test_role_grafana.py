@@ -29,7 +29,8 @@ from roles.grafana import (
     grafana,
 )
 from roles.secrets import SecretSource
-from roles.testing import prepare
+from roles.grafana import GrafanaSettings
+from roles.testing import prepare, with_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "monitoring" / "dashboards").glob("*.json"))
@@ -38,7 +39,7 @@ KEY_SHA256 = "a" * 64
 
 def run(facts=None, **kwargs):
     ops, _ = prepare(grafana, facts=facts or {}, host_name="mon-1", groups=["monitoring"],
-                     address="203.0.113.30", **kwargs)
+                     address="203.0.113.30", **with_settings(GrafanaSettings, kwargs))
     return ops
 
 
@@ -102,7 +103,7 @@ def test_version_pin():
 
 def test_admin_password_comes_from_this_machine(monkeypatch):
     monkeypatch.setenv("TEST_GRAFANA_PASSWORD", "correct horse battery staple")
-    ops = run(admin_password=SecretSource("Grafana admin password", env="TEST_GRAFANA_PASSWORD"))
+    ops = run(admin_password_source=SecretSource("Grafana admin password", env="TEST_GRAFANA_PASSWORD"))
     secret = ops.named(ADMIN_PASSWORD_FILE)
     assert secret.secret() == b"correct horse battery staple" and secret.uploads == []
     assert secret.commands[-1].startswith("base64 -d | install -m 640 -o root -g grafana /dev/stdin ")
@@ -155,6 +156,3 @@ def test_changed_dashboard_needs_no_restart():
     assert ops.named("Grafana running").commands == []
 
 
-def test_bad_scrape_interval():
-    with pytest.raises(DeployError, match="is not a duration"):
-        run(scrape_interval="fast")

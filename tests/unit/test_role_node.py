@@ -18,7 +18,8 @@ from roles import wheelhouse
 from roles._facts import DirectoryFiles, PythonVersion
 from roles._ops import render
 from roles.node import config_flags, node
-from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare
+from roles.node import NodeSettings
+from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare, with_settings
 
 BUILD = "0123456789abcdef0123"
 
@@ -47,7 +48,7 @@ def run(facts=None, **kwargs):
     kwargs.setdefault("role", "transcoder")
     kwargs.setdefault("address", "10.77.0.21")
     kwargs.setdefault("orch_addr", "10.77.0.11:8935")
-    ops, _ = prepare(node, facts=facts or base_facts(), host_name="t1", **kwargs)
+    ops, _ = prepare(node, facts=facts or base_facts(), host_name="t1", **with_settings(NodeSettings, kwargs))
     return ops
 
 

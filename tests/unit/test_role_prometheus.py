@@ -25,7 +25,9 @@ from roles._ops import render, render_monitoring, validated_template
 from roles.monitoring import admin_tcp_ports, monitoring_tcp_ports, scrape_hosts
 from roles.node_exporter import node_exporter
 from roles.prometheus import CONFIG_PATH, RULES_DIR, prometheus, server_flags
-from roles.testing import prepare
+from roles.prometheus import PrometheusSettings
+from roles.node_exporter import NodeExporterSettings
+from roles.testing import prepare, with_settings
 from inventory.validate import HostSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +75,8 @@ def done_facts(files: dict[str, str], loaded=True) -> dict:
 
 
 def run(facts=None, **kwargs):
-    ops, _ = prepare(prometheus, facts=facts or {}, host_name="mon1", groups=["monitoring"], **{**ARGS, **kwargs})
+    ops, _ = prepare(prometheus, facts=facts or {}, host_name="mon1", groups=["monitoring"],
+                     **with_settings(PrometheusSettings, {**ARGS, **kwargs}))
     return ops
 
 
@@ -173,13 +176,13 @@ def test_extra_rule_files_are_installed_and_checked(tmp_path):
 def test_extra_rule_file_names_must_not_clash(tmp_path, name):
     extra = tmp_path / name
     extra.write_text("groups: []\n")
-    with pytest.raises(DeployError, match="must end in .yml and not be one of"):
+    with pytest.raises(ValueError, match="must end in .yml and not be named like another rule file"):
         run(extra_rule_files=[str(extra)])
 
 
 @pytest.mark.parametrize("setting", ["scrape_interval", "evaluation_interval", "retention_time"])
 def test_durations_are_checked(setting):
-    with pytest.raises(DeployError, match=f"prometheus_{setting} = '5 seconds' is not a Prometheus duration"):
+    with pytest.raises(ValueError, match=f"prometheus_{setting} = '5 seconds' is not a duration"):
         run(**{setting: "5 seconds"})
 
 
@@ -236,7 +239,8 @@ def test_a_rule_file_promtool_refuses_never_goes_live(tmp_path):
 
 
 def test_node_exporter_first_deploy():
-    ops, _ = prepare(node_exporter, host_name="t1", extra_args=["--collector.systemd"])
+    ops, _ = prepare(node_exporter, host_name="t1",
+                     settings=NodeExporterSettings(extra_args=["--collector.systemd"]))
     assert "--no-install-recommends prometheus-node-exporter" in ops.named("Install").commands[-1]
     args = ops.named("node exporter flags").uploads[0][0].getvalue()
     assert 'ARGS="--web.listen-address=:9100 --collector.systemd"' in args
@@ -258,7 +262,8 @@ def test_node_exporter_rerun_changes_nothing():
 
 def test_flags_with_spaces_are_refused():
     with pytest.raises(DeployError, match="cannot contain spaces"):
-        prepare(node_exporter, host_name="t1", extra_args=["--collector.filesystem.mount-points-exclude=a b"])
+        prepare(node_exporter, host_name="t1", settings=NodeExporterSettings(
+            extra_args=["--collector.filesystem.mount-points-exclude=a b"]))
 
 
 # --------------------------------------------------------------------------- shared

@@ -13,7 +13,8 @@ import pytest
 from lpnode.config import parse_node_flags
 from roles._ops import render
 from roles.firewall import parse_networks, render_ruleset
-from roles.node import config_flags
+from roles.node import NodeSettings, config_flags
+from roles.testing import with_settings
 
 ADMIN = ["10.77.0.0/24", "2001:db8:100::/48"]
 MONITORING = ["10.77.0.31"]
@@ -176,7 +177,8 @@ def test_unit_passes_systemd_analyze(tmp_path):
 
 def write_config(tmp_path, **kwargs) -> str:
     role = kwargs.pop("role")
-    text = render("lpnode.conf.j2", role=role, host_name="h1", flags=config_flags(role, **kwargs))
+    text = render("lpnode.conf.j2", role=role, host_name="h1",
+                  flags=config_flags(role, **with_settings(NodeSettings, kwargs)))
     path = tmp_path / "lpnode.conf"
     path.write_text(text)
     return str(path)
@@ -230,7 +232,8 @@ def test_value_that_would_break_the_config_format_is_refused():
     from pyinfra.api.exceptions import DeployError
 
     with pytest.raises(DeployError, match="cannot be written"):
-        config_flags("orchestrator", "10.77.0.11", extra_flags={"orchSecretGrace": "5m # oops"})
+        config_flags("orchestrator", "10.77.0.11",
+                     NodeSettings(extra_flags={"orchSecretGrace": "5m # oops"}))
 
 
 # --------------------------------------------------------------------------- journald, nvidia
