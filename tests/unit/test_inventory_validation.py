@@ -317,3 +317,23 @@ def test_prod_inventory_without_secrets_says_which_to_set(prod_hosts, tmp_path, 
     assert "reward-1: keystore file" in err
     assert "inventory/prod.py: " in err
     assert os.environ.get("LPFLEET_ORCH_SECRET") is None
+
+
+def test_a_misspelt_role_setting_names_the_host_and_the_closest_key():
+    hosts = fleet(transcoders=[
+        ("t1", {"ssh_hostname": "10.0.0.21", "orchestrator": "o1", "lpnode_max_sesions": 4,
+                "nvidia_skip_reboot": "yes"}),
+        ("t2", {"ssh_hostname": "10.0.0.22", "orchestrator": "o2"})])
+    found = messages(hosts)
+    assert "t1: lpnode_max_sesions is not a setting of the lpnode role; did you mean lpnode_max_sessions?" in found
+    assert "t1: nvidia_skip_reboot = 'yes' should be True or False" in found
+
+
+def test_a_required_setting_is_only_required_where_its_role_runs():
+    hosts = describe({"orchestrators": [("o1", {"ssh_hostname": "10.0.0.11"})],
+                      "monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["o1"]},
+                     {"all": ALL, "monitoring": {k: v for k, v in MONITORING.items()
+                                                 if k != "prometheus_runbook_base"}})
+    assert "mon1: prometheus_runbook_base is not set: where your copy of docs/ can be read, no " \
+           "trailing slash: every alert links to `<runbook_base>/alerts.md#<alert>`" in messages(hosts)
+    assert not any("prometheus_runbook_base" in m for m in messages(fleet()))
