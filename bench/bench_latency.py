@@ -29,31 +29,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import datetime
-import json
 import os
 import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 
 import benchdoc  # bench/: the shared docs/benchmarks.md writer
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "node"))
+sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import pycurl  # noqa: E402
@@ -64,8 +60,10 @@ from lpnode.net import lp_rpc_pb2 as pb  # noqa: E402
 from lpnode.transcode.engine import output_size  # noqa: E402
 from lpnode.transcode.profiles import VideoProfile, parse_profiles  # noqa: E402
 from lpnode.transcode.testsrc import cut_segments, make_source  # noqa: E402
+from tests.support.fleet import Fleet, Proc, child_setup  # noqa: E402
 
 SECTION = "## Orchestrator added latency"
+ANALYSIS = "## Orchestrator added latency: where the time goes"
 DOC = ROOT / "docs" / "benchmarks.md"
 TARGET_MS = 10.0           # target: median added latency under this, at every level
 DISTURBED_CORES = 0.25     # CPU taken by other people's jobs during a level that spoils it
@@ -74,113 +72,20 @@ LPNODE = [sys.executable, "-m", "lpnode.cli"]
 # What sends POST /segment and downloads the renditions: "curl" stands in for a gateway in a
 # compiled language (go-livepeer's is Go), "httpx" is lpnode's own GatewayClient.
 CLIENTS = ("curl", "httpx")
+# How each client is described in docs/benchmarks.md: only the clients a run used are.
+CLIENT_METHODS = {
+    "curl": "**curl**, libcurl 8 (nghttp2, OpenSSL) through pycurl, one handle and thread per "
+            "stream, standing in for a gateway in a compiled language such as go-livepeer's, its "
+            "round trip timed by libcurl itself (`TOTAL_TIME`)",
+    "httpx": "**httpx**, lpnode's own `GatewayClient` (what `lpnode test-stream` uses), timed "
+             "from this script's event loop, so its figures also hold the Python client's HTTP/2 "
+             "and TLS work (see the floor below)",
+}
 
 
 # -- processes ---------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _child_setup(niceness: int) -> Callable[[], None]:
-    """What runs in a child before exec: the kernel sends it SIGTERM if this script dies, even
-    by SIGKILL, so no orchestrator or transcoder outlives the benchmark; optionally lower its
-    CPU priority."""
-    def setup() -> None:
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if niceness:
-            os.nice(niceness)
-    return setup
-
-
-@dataclass
-class Node:
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-    admin: str
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://{self.admin}{path}", timeout=5) as resp:
-            return resp.read().decode()
-
-    def status(self) -> dict:
-        return json.loads(self.get("/status"))
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-
-class Fleet:
-    """The orchestrator and transcoder processes of one run; ``stop`` ends every one of them."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.nodes: list[Node] = []
-        self.secret = workdir / "orchSecret"
-        self.secret.write_text("bench-latency-secret-5d0c\n")
-        self.secret.chmod(0o600)   # lpnode refuses a secret file others can read
-        self.orch_addr = f"127.0.0.1:{free_port()}"
-
-    def spawn(self, name: str, *args: str, niceness: int = 0) -> Node:
-        admin = f"127.0.0.1:{free_port()}"
-        log_path = self.workdir / f"{name}.log"
-        with log_path.open("w") as log:
-            popen = subprocess.Popen([*LPNODE, *args, "-cliAddr", admin], stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                     preexec_fn=_child_setup(niceness))
-        node = Node(name, popen, log_path, admin)
-        self.nodes.append(node)
-        return node
-
-    def orchestrator(self, max_sessions: int) -> Node:
-        node = self.spawn("orchestrator", "-orchestrator", "-orchSecret", str(self.secret),
-                          "-serviceAddr", self.orch_addr, "-httpAddr", self.orch_addr,
-                          "-datadir", str(self.workdir / "orch-data"), "-monitor",
-                          "-maxSessions", str(max_sessions))
-        wait_until(lambda: node.status() is not None, node, "admin endpoint")
-        return node
-
-    def transcoder(self, name: str, capacity: int, niceness: int = 0) -> Node:
-        return self.spawn(name, "-transcoder", "-orchAddr", self.orch_addr,
-                          "-orchSecret", str(self.secret), "-maxSessions", str(capacity),
-                          niceness=niceness)
-
-    def stop(self) -> None:
-        # SIGTERM all first so they shut down in parallel, then wait; kill what hangs.
-        for node in self.nodes:
-            if node.popen.poll() is None:
-                node.popen.send_signal(signal.SIGTERM)
-        for node in self.nodes:
-            try:
-                node.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                node.popen.kill()
-                node.popen.wait()
-
-
-def wait_until(ready, node: Node, what: str, timeout: float = 30) -> None:
-    """Poll ``ready()`` until it is true; fail with the node's log if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if node.popen.poll() is not None:
-            raise RuntimeError(f"{node.name} exited ({node.popen.returncode}):\n{node.log_tail()}")
-        try:
-            if ready():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{node.name}: no {what} after {timeout:.0f}s:\n{node.log_tail()}")
-
+# The orchestrator and transcoders are tests/support/fleet.py's, the same as the integration
+# tests start.
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc (the fields after the command name)."""
@@ -196,7 +101,7 @@ def machine_busy_seconds() -> tuple[float, float]:
     return (sum(ticks[:8]) - idle) / hz, sum(ticks[:8]) / hz
 
 
-def overhead_histogram(orch: Node) -> tuple[float, float]:
+def overhead_histogram(orch: Proc) -> tuple[float, float]:
     """(count, sum) of lpnode_orchestrator_overhead_seconds so far."""
     text = orch.get("/metrics")
     values = {}
@@ -502,10 +407,10 @@ async def measure_floor(addr: str, body: bytes, rounds: int = 30) -> Floor:
 
 # -- one level, with its server-side and CPU figures -------------------------------------------
 
-def measure_level(fleet: Fleet, orch: Node, streams: int, seconds: float,
+def measure_level(fleet: Fleet, orch: Proc, streams: int, seconds: float,
                   work: Workload, client: str) -> LevelResult:
     pids = {"orchestrator": [orch.pid],
-            "transcoders": [n.pid for n in fleet.nodes if n is not orch]}
+            "transcoders": [n.pid for n in fleet.procs if n is not orch]}
     cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
     own_before = sum(os.times()[:2])
     busy_before = machine_busy_seconds()
@@ -609,37 +514,6 @@ def write_section(text: str) -> None:
     benchdoc.write_section(SECTION, text, DOC)
 
 
-FINDINGS = """\
-Where the time goes (profiled on 2026-11-23 with `--py-spy` and A/B runs; details in the git
-history of this section):
-
-- **Uploading the segment was most of the figure, and is now cheap.** Hypercorn advertises
-  HTTP/2's default 64 KiB windows and 16 KiB frames on the receiving side, with no setting to
-  change it, so every ~125 kB segment arrived in 16 KiB frames with two stops for
-  WINDOW_UPDATEs. `server/h2window.py` makes the orchestrator advertise a 16 MiB stream
-  window, a 64 MiB connection window and 1 MiB frames. That took the orchestrator's own
-  overhead (server mean) from 5.8 / 5.3 ms to about 2.5 ms at 1 / 10 streams, and the median
-  added latency with httpx from 12.5 / 12.6 ms to about 9-10 ms.
-- **The Python client is most of what is left in the httpx rows.** The floor table shows a
-  segment-sized POST that the orchestrator refuses at once costing several times more from
-  httpx than from libcurl against the same server; the gap is the client, not the
-  orchestrator. A go-livepeer gateway (Go's HTTP/2 client) is the libcurl case.
-- **The HTTP/2 + TLS stack is still most of the orchestrator's CPU.** At 50 streams about
-  0.3 cores, ~12 ms of CPU per segment across the four exchanges a segment makes through it
-  (the gateway's POST, the transcoder's source GET and results POST, the rendition GET). In
-  py-spy, transport writes (hypercorn writes every 16 KiB DATA frame as its own TLS record)
-  and h2's frame parsing dominate; lpnode's own handling and `keccak256` are under 10%.
-- **50 streams sit near the edge of 2 cores.** 25 segments/s keep the machine ~90% busy: the
-  transcoders need ~1.2 cores, the orchestrator ~0.3, the gateways 0.15 (curl) to 0.35
-  (httpx). The tail (p90, p99) at 50 streams is CPU contention with the transcoders, which in
-  production run on their own hosts; `--nice-transcoders 19` shows the orchestrator's own
-  cost without it.
-- **Fixed earlier: segments failed when hypercorn ended an HTTP/2 connection after 1000
-  requests** (its default `keep_alive_max_requests`); `node.py` lifts the limit, `read_body`
-  drops a body cut off by a disconnect, and the transcoder retries its source GET and results
-  POST on a fresh connection. The orchestrator runs on uvloop."""
-
-
 def method_text(args: argparse.Namespace, work: Workload) -> str:
     rendition = ", ".join(f"{p.width}x{p.height} @ {p.bitrate // 1000} kb/s"
                           + (f" {p.fps} fps" if p.fps else "") for p in work.profiles)
@@ -649,12 +523,8 @@ def method_text(args: argparse.Namespace, work: Workload) -> str:
         f"transcoder processes (`-maxSessions {args.transcoder_sessions}` each{nice}) on "
         f"loopback, with TLS and HTTP/2 as in production; the gateways are this script, each "
         f"stream its own session and connections. Every level is run once per client: "
-        f"**curl**, libcurl 8 (nghttp2, OpenSSL) through pycurl, one handle and thread per "
-        f"stream, standing in for a gateway in a compiled language such as go-livepeer's, its "
-        f"round trip timed by libcurl itself (`TOTAL_TIME`); **httpx**, lpnode's own "
-        f"`GatewayClient` (what `lpnode test-stream` uses), timed from this script's event "
-        f"loop, so its figures also hold the Python client's HTTP/2 and TLS work (see the "
-        f"floor below). The target is judged on the {args.clients[0]} rows. Source: `make_source` {args.size} at "
+        f"{'; '.join(CLIENT_METHODS[c] for c in args.clients)}. The target is judged on the "
+        f"{args.clients[0]} rows. Source: `make_source` {args.size} at "
         f"{args.fps} fps with AAC audio, cut into 2-second MPEG-TS segments "
         f"(~{max(map(len, work.segments)) // 1000} kB each); one rendition, {rendition}, "
         f"transcoded for real by libx264. The frame rate is low on purpose: libx264 costs ~30 ms "
@@ -721,7 +591,10 @@ def section_text(args: argparse.Namespace, levels: list[LevelResult], floors: li
         *markdown_table(["client", "GET 404 ms", "segment POST 403 ms"],
                         [[f.client, fmt(f.get_404_ms), fmt(f.post_403_ms)] for f in floors]), "",
         *([args.notes, ""] if args.notes else []),
-        FINDINGS, "",
+        # The analysis of where the time goes is a section of its own, written by people from
+        # profiles: a run rewrites only what it measured.
+        f"What these figures mean: [{ANALYSIS[3:]}](#{ANALYSIS[3:].lower().replace(' ', '-')}).",
+        "",
     ])
 
 
@@ -773,10 +646,10 @@ def start_py_spy(pid: int, out_dir: str, streams: int, seconds: float) -> subpro
                              "--duration", str(int(seconds + 2 * SEGMENT_S + 1)), "--output",
                              f"{out_dir}/orchestrator-{streams}.txt"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=_child_setup(0))
+                            preexec_fn=child_setup(0))
 
 
-def measure_undisturbed(fleet: Fleet, orch: Node, streams: int, client: str, work: Workload,
+def measure_undisturbed(fleet: Fleet, orch: Proc, streams: int, client: str, work: Workload,
                         args: argparse.Namespace) -> LevelResult:
     """One level; run again (at most ``args.retries`` times) if other people's jobs took more
     than ``DISTURBED_CORES`` of CPU meanwhile, since the machine is shared."""
@@ -809,12 +682,12 @@ def run_levels(args: argparse.Namespace,
     with tempfile.TemporaryDirectory(prefix="lpnode-bench-latency-") as tmp:
         fleet = Fleet(Path(tmp))
         try:
-            orch = fleet.orchestrator(args.orch_sessions)
+            orch = fleet.orchestrator("-maxSessions", str(args.orch_sessions))
             for i in range(args.transcoders):
                 fleet.transcoder(f"transcoder{i + 1}", args.transcoder_sessions,
-                                 args.nice_transcoders)
-            wait_until(lambda: len(orch.status()["transcoders"]) == args.transcoders, orch,
-                       f"{args.transcoders} registered transcoders")
+                                 niceness=args.nice_transcoders)
+            orch.wait_for(lambda: len(orch.status()["transcoders"]) == args.transcoders,
+                          f"{args.transcoders} registered transcoders")
             wait_for_quiet(patience_s=0 if args.quick else 120)
             floors = [measure_curl_floor(fleet.orch_addr, work.segments[0]) if client == "curl"
                       else asyncio.run(measure_floor(fleet.orch_addr, work.segments[0]))

@@ -27,15 +27,15 @@ prometheus_retention_size = ""
 
 # Labels added to every alert and series leaving this Prometheus, e.g. {"fleet": "eu"} when
 # several fleets share one Alertmanager or Grafana.
-prometheus_external_labels = {}
+prometheus_external_labels: dict[str, str] = {}
 
 # Your own alert rule files (paths on the machine you deploy from), installed and checked with
 # lpfleet's; [[ runbook_base ]] in them is filled in the same way.
-prometheus_extra_rule_files = []
+prometheus_extra_rule_files: list[str] = []
 
 # SMTP for email channels: {"smarthost": "smtp.example.com:587", "from": "alerts@example.com",
 # "auth_username": "alerts", "auth_password_file": {"env": "LPFLEET_SMTP_PASSWORD"}}.
-alertmanager_smtp = {}
+alertmanager_smtp: dict[str, object] = {}
 
 # When Alertmanager considers an alert resolved that Prometheus stopped sending.
 alertmanager_resolve_timeout = "5m"
@@ -43,7 +43,7 @@ alertmanager_resolve_timeout = "5m"
 # Overrides of a route's group_wait / group_interval / repeat_interval (routes: default, page,
 # ticket, watchdog), e.g. {"page": {"group_wait": "10s"}}. The defaults are in
 # monitoring/alertmanager/README.md; the lab shortens them so its delivery test is quick.
-alertmanager_route_timings = {}
+alertmanager_route_timings: dict[str, dict[str, str]] = {}
 
 # How long Alertmanager keeps silences and its notification log.
 alertmanager_data_retention = "120h"

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import signal
 import socket
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from lpnode.core.auth import AuthTokens, load_or_create_key
 from lpnode.core.credentials import SharedSecret
 from lpnode.core.local import LocalTranscoder
 from lpnode.core.orchestrator import Orchestrator, Price
+from lpnode.lifecycle import OrchestratorLifecycle, TranscoderLifecycle, log_failure
 from lpnode.monitor import NodeMetrics
 from lpnode.net.address import join, split_host_port
 from lpnode.net.channel import Trust
@@ -31,7 +31,7 @@ from lpnode.server.admin import AdminApp
 from lpnode.server.listen import StartupError, bind, bound_address
 from lpnode.server.service import ServiceApp
 from lpnode.server.tls import check_pair, ensure_self_signed
-from lpnode.supervisor import Supervisor, describe
+from lpnode.supervisor import Supervisor
 from lpnode.transcode.gpu import GpuInfo, preflight, session_budget_warning
 from lpnode.transcoder.worker import TranscoderNode
 
@@ -82,9 +82,6 @@ FAILURE_DRAIN_S = 2.0
 # How long the listeners get to close their connections once the node stops. Only idle
 # keep-alive connections are left by then, which clients close only at their next request.
 CLOSE_TIMEOUT_S = 0.5
-# How long after a segment's results a draining orchestrator still expects its gateway to come
-# for the renditions (go-livepeer gateways fetch them at once).
-RENDITION_PICKUP_S = 5.0
 
 
 def _secret_reader(cfg: NodeConfig) -> Callable[[], str]:
@@ -138,51 +135,9 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
         orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, gpus=[g.index for g in gpus]))
         if gpus:
             metrics.watch_gpus(gpus)
-    started = time.time()
-
-    def status() -> dict[str, Any]:
-        now = time.time()
-        return {"version": __version__, "role": cfg.role, "uptimeSeconds": round(now - started, 1),
-                "serviceURI": orch.service_uri, "draining": orch.draining,
-                "inFlight": orch.in_flight, "sessions": orch.pool.load,
-                "capacity": orch.pool.capacity,
-                "transcoders": [{"name": w.name, "address": w.address, "capacity": w.capacity,
-                                 "load": w.load,
-                                 "inFlight": w.in_flight, "draining": w.draining,
-                                 "penalised": w.penalised,
-                                 "connectedSince": round(w.connected_at, 3),
-                                 "connectedSeconds": round(now - w.connected_at, 1)}
-                                for w in orch.pool.snapshot()]}
-
-    async def reload() -> dict[str, Any]:
-        if secret is None or read_secret is None:
-            return {"reloaded": False, "reason": "no -orchSecret"}
-        rotated = secret.rotate(read_secret())
-        if rotated:
-            log.info("orchSecret rotated; the previous one is accepted for %s more",
-                     cfg.orch_secret_grace)
-        else:
-            log.info("orchSecret reloaded: unchanged")
-        return {"reloaded": True, "rotated": rotated, "graceSeconds": cfg.orch_secret_grace.total_seconds()}
-
-    async def drain(deadline_s: float) -> dict[str, Any]:
-        # Shutting down: new segments are refused with 503 (gateways retry them, here once
-        # restarted or at another orchestrator); the ones in hand finish.
-        orch.draining = orch.closing = True
-        log.info("draining: no new segments; %d in flight", orch.in_flight)
-        end = time.monotonic() + deadline_s
-        # A gateway fetches the renditions after the TranscodeResult: wait for those too.
-        while ((orch.in_flight or orch.store.awaiting_pickup(RENDITION_PICKUP_S))
-               and time.monotonic() < end):
-            await asyncio.sleep(0.05)
-        return status()
-
-    async def drain_action() -> dict[str, Any]:
-        orch.draining = True
-        return status()
-
-    admin = AdminApp(status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
-                     actions={"drain": drain_action, "reload": reload}, refused=metrics.refused)
+    life = OrchestratorLifecycle(orch, cfg.role, secret, read_secret, cfg.orch_secret_grace)
+    admin = AdminApp(life.status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
+                     actions={"drain": life.drain, "reload": life.reload}, refused=metrics.refused)
     # Tests and scripts that ask for port 0 read the ports from this line.
     log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
              __version__, listen, orch.service_uri, admin_addr)
@@ -191,9 +146,8 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
                                                      shutdown_trigger=stop.wait),
                  f"admin listener {admin_addr}": serve(admin, _hypercorn(admin_sock),
                                                        shutdown_trigger=stop.wait)},
-        loops={"housekeeping": orch.housekeeping()}, drain=drain, reload=reload,
-        # Transcoder streams never end on their own; close them so the server can stop.
-        close=orch.close)
+        loops={"housekeeping": orch.housekeeping()}, drain=life.stop_drain, reload=life.reload,
+        close=life.close)
 
 
 def _trust(cfg: NodeConfig) -> Trust:
@@ -223,36 +177,16 @@ def _transcoder(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Ru
                           metrics=metrics, gpus=[g.index for g in gpus],
                           name=advertised_transcoder_name(cfg, admin_sock.getsockname()[1]),
                           trust=_trust(cfg))
-    drained: list[asyncio.Task[bool]] = []
-
-    def status() -> dict[str, Any]:
-        return {"version": __version__, "role": cfg.role, **node.status()}
-
-    async def drain_action() -> dict[str, Any]:
-        if not drained:   # runs on after the reply; status shows how far it got
-            node.draining = True
-            task = asyncio.create_task(node.drain(DRAIN_DEADLINE_S))
-            task.add_done_callback(_log_failure("drain"))
-            drained.append(task)
-        return status()
-
-    admin = AdminApp(status,
-                     metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
-                     actions={"drain": drain_action}, refused=metrics.refused)
+    life = TranscoderLifecycle(node, cfg.role, DRAIN_DEADLINE_S)
+    admin = AdminApp(life.status, metrics.registry if cfg.monitor else None,
+                     token=_admin_token(cfg), actions={"drain": life.drain}, refused=metrics.refused)
     log.info("transcoder %s for orchestrators %s, capacity %d, %s, admin on %s", __version__,
              ",".join(cfg.orch_addr), capacity,
              f"NVENC on GPU {','.join(str(g.index) for g in gpus)}" if gpus else "x264 (CPU)",
              admin_addr)
     return Running(servers={f"admin listener {admin_addr}": serve(
                                 admin, _hypercorn(admin_sock), shutdown_trigger=stop.wait)},
-                   loops={"orchestrator links": node.run()}, drain=node.drain)
-
-
-def _log_failure(name: str) -> Callable[[asyncio.Task[Any]], None]:
-    def done(task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("%s failed: %s", name, describe(exc), exc_info=exc)
-    return done
+                   loops={"orchestrator links": node.run()}, drain=life.stop_drain)
 
 
 def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -283,7 +217,7 @@ async def run_node(cfg: NodeConfig) -> int:
         reload = node.reload
 
         def on_hup() -> None:
-            loop.create_task(reload()).add_done_callback(_log_failure("reload"))
+            loop.create_task(reload()).add_done_callback(log_failure("reload"))
         loop.add_signal_handler(signal.SIGHUP, on_hup)
 
     supervisor = Supervisor()

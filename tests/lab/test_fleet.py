@@ -253,14 +253,26 @@ def test_deploy_refuses_a_firewall_that_would_lock_out_ssh(hosts):
     assert hosts[ORCH].file("/etc/nftables.conf").sha256sum == before
 
 
+def test_a_misspelt_setting_stops_the_deploy_before_any_host_is_touched(hosts):
+    before = hosts["t1"].file("/etc/lpnode/lpnode.conf").sha256sum
+    run = deploy("--limit", "t1", "--data", "lpnode_max_sesions=4")
+    assert run.returncode != 0
+    assert "t1: lpnode_max_sesions is not a setting of the lpnode role; did you mean " \
+           "lpnode_max_sessions?" in run.output
+    assert "--> Preparing" not in run.output or "Beginning operation run" not in run.output
+    assert hosts["t1"].file("/etc/lpnode/lpnode.conf").sha256sum == before
+
+
 def test_config_lpnode_rejects_never_goes_live(hosts):
     host = hosts["t1"]
     before = host.file("/etc/lpnode/lpnode.conf").sha256sum
     pid_before = host.check_output("systemctl show lpnode -p MainPID --value")
-    run = deploy("--limit", "t1", "--data", "lpnode_verbosity=loud")
+    # A value the settings model accepts (it is valid for an orchestrator) and lpnode itself
+    # refuses on a transcoder: only lpnode's own check of the candidate file can catch it.
+    run = deploy("--limit", "t1", "--data", "lpnode_max_sessions=auto")
     assert run.returncode != 0
     assert "lpfleet: /etc/lpnode/lpnode.conf not updated: the new version failed" in run.output
-    assert "-v" in run.output and "loud" in run.output  # lpnode's own message names the bad value
+    assert "-maxSessions auto is only for an orchestrator" in run.output  # lpnode's own words
     assert host.file("/etc/lpnode/lpnode.conf").sha256sum == before
     assert not host.file("/etc/lpnode/.lpnode.conf.lpfleet-new").exists
     assert host.check_output("systemctl show lpnode -p MainPID --value") == pid_before

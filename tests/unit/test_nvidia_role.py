@@ -17,7 +17,7 @@ from roles._facts import AptHolds, NvencPatchState
 from roles._ops import render
 from roles.nvidia import APT_PREFERENCES, DEBIAN_SOURCES, NOUVEAU_BLACKLIST, driver_plan, nvidia, upstream_version
 from roles.nvidia import NvidiaSettings
-from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare, with_settings
+from tests.support.prepare import DEBIAN_12, UBUNTU_24_04, distro, prepare, with_settings
 
 UBUNTU_DRIVER = ["nvidia-driver-550-server", "nvidia-utils-550-server", "libnvidia-encode-550-server"]
 DEBIAN_DRIVER = ["nvidia-driver", "nvidia-smi", "nvidia-persistenced", "libnvidia-encode1", "libnvcuvid1"]

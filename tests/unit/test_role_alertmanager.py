@@ -22,7 +22,7 @@ from roles._facts import ConfigLoaded, DirectoryFiles
 from roles._ops import render
 from roles.alertmanager import CONFIG_PATH, alertmanager, plan_receivers, render_config
 from roles.alertmanager import AlertmanagerSettings
-from roles.testing import prepare, with_settings
+from tests.support.prepare import prepare, with_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = "/etc/prometheus/secrets"

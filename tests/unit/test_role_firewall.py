@@ -9,7 +9,7 @@ from pyinfra.facts.systemd import SystemdStatus
 
 from roles._facts import SshClientAddress
 from roles.firewall import firewall
-from roles.testing import prepare
+from tests.support.prepare import prepare
 
 ADMIN = ["10.77.0.1/32", "2001:db8::/32"]
 

@@ -30,7 +30,7 @@ from roles.grafana import (
 )
 from roles.secrets import SecretSource
 from roles.grafana import GrafanaSettings
-from roles.testing import prepare, with_settings
+from tests.support.prepare import prepare, with_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "monitoring" / "dashboards").glob("*.json"))

@@ -19,7 +19,7 @@ from roles._facts import DirectoryFiles, PythonVersion
 from roles._ops import render
 from roles.node import config_flags, node
 from roles.node import NodeSettings
-from roles.testing import DEBIAN_12, UBUNTU_24_04, distro, prepare, with_settings
+from tests.support.prepare import DEBIAN_12, UBUNTU_24_04, distro, prepare, with_settings
 
 BUILD = "0123456789abcdef0123"
 

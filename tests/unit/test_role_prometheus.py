@@ -27,7 +27,7 @@ from roles.node_exporter import node_exporter
 from roles.prometheus import CONFIG_PATH, RULES_DIR, prometheus, server_flags
 from roles.prometheus import PrometheusSettings
 from roles.node_exporter import NodeExporterSettings
-from roles.testing import prepare, with_settings
+from tests.support.prepare import prepare, with_settings
 from inventory.validate import HostSpec
 
 ROOT = Path(__file__).resolve().parents[2]

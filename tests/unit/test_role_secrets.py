@@ -10,7 +10,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import Directory, File, Sha1File
 
 from roles.secrets import SecretSource, secrets, source_from_data
-from roles.testing import prepare
+from tests.support.prepare import prepare
 
 SECRET = "c3VwZXItc2VjcmV0LXZhbHVl"
 

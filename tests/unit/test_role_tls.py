@@ -10,7 +10,7 @@ from pyinfra.api.exceptions import DeployError
 
 from roles.node import config_flags
 from roles.secrets import SecretSource, secrets
-from roles.testing import prepare
+from tests.support.prepare import prepare
 from roles.tls import orchestrator_pair
 
 

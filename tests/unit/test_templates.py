@@ -14,7 +14,7 @@ from lpnode.config import parse_node_flags
 from roles._ops import render
 from roles.firewall import parse_networks, render_ruleset
 from roles.node import NodeSettings, config_flags
-from roles.testing import with_settings
+from tests.support.prepare import with_settings
 
 ADMIN = ["10.77.0.0/24", "2001:db8:100::/48"]
 MONITORING = ["10.77.0.31"]

@@ -1,0 +1,117 @@
+"""What an operator (or systemd) does to a running node, in one place per role: its /status,
+a drain (admin action: no new work, keep what runs), a stop's drain (SIGTERM: finish what is in
+hand, then exit) and, on an orchestrator, reloading the orchSecret (SIGHUP or admin action)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from lpnode import __version__
+from lpnode.core.credentials import SharedSecret
+from lpnode.core.orchestrator import Orchestrator
+from lpnode.supervisor import describe
+from lpnode.transcoder.worker import TranscoderNode
+
+log = logging.getLogger("lpnode")
+
+# How long after a segment's results a stopping orchestrator still expects its gateway to come
+# for the renditions (go-livepeer gateways fetch them at once).
+RENDITION_PICKUP_S = 5.0
+
+
+class OrchestratorLifecycle:
+    def __init__(self, orch: Orchestrator, role: str, secret: SharedSecret | None = None,
+                 read_secret: Callable[[], str] | None = None,
+                 grace: timedelta = timedelta(0)) -> None:
+        self.orch = orch
+        self._role = role
+        self._secret = secret
+        self._read_secret = read_secret
+        self._grace = grace
+        self._started = time.time()
+
+    def status(self) -> dict[str, Any]:
+        orch, now = self.orch, time.time()
+        return {"version": __version__, "role": self._role,
+                "uptimeSeconds": round(now - self._started, 1),
+                "serviceURI": orch.service_uri, "draining": orch.draining,
+                "inFlight": orch.in_flight, "sessions": orch.pool.load,
+                "capacity": orch.pool.capacity,
+                "transcoders": [{"name": w.name, "address": w.address, "capacity": w.capacity,
+                                 "load": w.load, "inFlight": w.in_flight, "draining": w.draining,
+                                 "penalised": w.penalised,
+                                 "connectedSince": round(w.connected_at, 3),
+                                 "connectedSeconds": round(now - w.connected_at, 1)}
+                                for w in orch.pool.snapshot()]}
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the orchSecret: a new one becomes current, the old one is accepted for the
+        grace period."""
+        if self._secret is None or self._read_secret is None:
+            return {"reloaded": False, "reason": "no -orchSecret"}
+        rotated = self._secret.rotate(self._read_secret())
+        if rotated:
+            log.info("orchSecret rotated; the previous one is accepted for %s more", self._grace)
+        else:
+            log.info("orchSecret reloaded: unchanged")
+        return {"reloaded": True, "rotated": rotated, "graceSeconds": self._grace.total_seconds()}
+
+    async def drain(self) -> dict[str, Any]:
+        """Admin action: no new sessions; running ones go on (a load balancer moves them)."""
+        self.orch.draining = True
+        return self.status()
+
+    async def stop_drain(self, deadline_s: float) -> dict[str, Any]:
+        """Before exiting: new segments are refused with 503 (gateways retry them, here once
+        restarted or at another orchestrator); the ones in hand finish, and their renditions
+        are fetched."""
+        orch = self.orch
+        orch.draining = orch.closing = True
+        log.info("draining: no new segments; %d in flight", orch.in_flight)
+        end = time.monotonic() + deadline_s
+        while ((orch.in_flight or orch.store.awaiting_pickup(RENDITION_PICKUP_S))
+               and time.monotonic() < end):
+            await asyncio.sleep(0.05)
+        return self.status()
+
+    def close(self) -> None:
+        # Transcoder streams never end on their own; close them so the server can stop.
+        self.orch.close()
+
+
+class TranscoderLifecycle:
+    def __init__(self, node: TranscoderNode, role: str, drain_deadline_s: float) -> None:
+        self.node = node
+        self._role = role
+        self._deadline_s = drain_deadline_s
+        self._draining: asyncio.Task[bool] | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"version": __version__, "role": self._role, **self.node.status()}
+
+    async def drain(self) -> dict[str, Any]:
+        """Admin action: ask every orchestrator for no new work, finish what is in hand, then
+        deregister. Runs on after the reply; /status shows how far it got."""
+        if self._draining is None:
+            self.node.draining = True
+            self._draining = asyncio.create_task(self.node.drain(self._deadline_s))
+            self._draining.add_done_callback(log_failure("drain"))
+        return self.status()
+
+    async def stop_drain(self, deadline_s: float) -> bool:
+        return await self.node.drain(deadline_s)
+
+
+def log_failure(name: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s failed: %s", name, describe(exc), exc_info=exc)
+    return done
+
+
+
