@@ -34,8 +34,6 @@ MACHINE_PREFIX = "lpfleet-"  # systemd-nspawn --machine name (not registered any
 SSH_USER = "root"
 
 SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 
 #: Packages in the cached root filesystem, on top of debootstrap's minbase. Changing this list
 #: makes the next `up` (after a `down`) rebuild the rootfs.

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, host, net, rootfs, ssh
+from . import aptcache, config, host, net, rootfs, ssh
 from . import state as state_mod
 from .config import HostSpec, LabError
 from .state import Host, LabState
@@ -168,6 +168,9 @@ def up(
             names = config.plan_hosts(hosts, extra or 0)
         specs = [config.host_spec(n) for n in names]
 
+        # The bridge and the apt cache on it come first: the rootfs is built through the cache.
+        net.ensure_bridge()
+        aptcache.ensure(log)
         rootfs.build(log, in_use=bool(_known_host_names()))
         key = ssh.ensure_key()
         pubkey = key.with_suffix(".pub").read_text()
@@ -184,19 +187,15 @@ def up(
         dns = net.nameservers()
         if not dns:
             log("warning: no usable DNS server in /etc/resolv.conf; apt inside hosts will fail")
-        main, sec = rootfs.mirrors()
-        mirror_ips = net.mirror_addresses([main, sec])
-        if not mirror_ips and os.environ.get("LPFLEET_LAB_EGRESS") != "http":
-            log(f"warning: cannot resolve {main}; apt inside hosts will fail")
-        net.ensure_bridge()
         net.ensure_forwarding(log)
-        net.ensure_nat(dns, mirror_ips)
+        net.ensure_nat(dns)
 
         def prepare(spec: HostSpec) -> bool:
             net.ensure_host_link(spec)  # also restores a cut link
             if host.ensure_disk(spec, pubkey, dns, log):  # new hosts: SSH host keys take ~1s
                 log(f"{spec.name}: new host {spec.address} ({spec.group})")
             host.ensure_authorized_key(spec.name, pubkey)
+            host.ensure_apt_proxy(spec.name)
             host.write_etc_hosts(spec.name, specs)
             return host.is_running(spec.name)
 
@@ -241,8 +240,9 @@ def _destroy_host(name: str) -> None:
 
 def down(purge: bool = False, *, log: Log = quiet_log) -> list[str]:
     """Removes every trace of the lab: host processes, mounts, disks, namespaces, veths, the
-    bridge, the nftables table and ip_forward (if `up` changed it). Keeps the cached rootfs, the
-    SSH key and the lab secrets unless purge=True (then the whole state dir goes)."""
+    apt cache's process, the bridge, the nftables table and ip_forward (if `up` changed it).
+    Keeps the cached rootfs, the apt cache's packages, the SSH key and the lab secrets unless
+    purge=True (then the whole state dir goes)."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root")
     removed = []
@@ -253,6 +253,7 @@ def down(purge: bool = False, *, log: Log = quiet_log) -> list[str]:
             removed.append(name)
         if host.hosts_dir().is_dir():
             shutil.rmtree(host.hosts_dir())
+        aptcache.stop(log)
         net.remove_nat()
         net.remove_bridge()
         net.restore_forwarding(log)

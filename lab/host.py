@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import config, rootfs
+from . import aptcache, config, rootfs
 from .config import HostSpec
 from .util import Log, run, write_file
 
@@ -86,6 +86,14 @@ def _init_identity(spec: HostSpec, root: Path, ssh_pubkey: str, dns: list[str]) 
     ssh_d.chmod(0o700)
     write_file(ssh_d / "authorized_keys", ssh_pubkey.strip() + "\n", 0o600)
     run(["ssh-keygen", "-A", "-f", str(root)])
+
+
+def ensure_apt_proxy(name: str) -> None:
+    """The host's apt goes through the control machine's apt cache (lab/aptcache.py)."""
+    conf = root_dir(name) / "etc/apt/apt.conf.d/01lpfleet-lab-proxy"
+    want = aptcache.apt_proxy_conf()
+    if not conf.exists() or conf.read_text() != want:
+        write_file(conf, want)
 
 
 def ensure_authorized_key(name: str, ssh_pubkey: str) -> None:

@@ -5,9 +5,10 @@ the NAT/egress rules (nftables table `ip lpfleet_lab`).
     lpfleet0 bridge 10.77.0.1/24 ── lpv-o1 ═══ veth ═══ host0 10.77.0.11/24, gw 10.77.0.1
                                  ── lpv-t1 ═══ ...      (configured by systemd-networkd inside)
 
-Lab hosts reach each other over the bridge and the control machine at 10.77.0.1. Forwarded
-traffic out of the lab is limited to DNS (to the control machine's resolvers) and HTTP/HTTPS to
-the Debian mirror's addresses, masqueraded; nothing from outside can open a connection in.
+Lab hosts reach each other over the bridge and the control machine at 10.77.0.1, where the
+lab's apt cache serves their packages (lab/aptcache.py). The only traffic forwarded out of the
+lab is DNS to the control machine's resolvers, masqueraded; nothing from outside can open a
+connection in.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 from . import config
 from .config import HostSpec
@@ -68,21 +67,6 @@ def nameservers() -> list[str]:
     return []
 
 
-def mirror_addresses(urls: list[str]) -> list[str]:
-    """IPv4 addresses of the apt mirrors' hosts, as this machine resolves them now."""
-    out: set[str] = set()
-    for url in urls:
-        host = urlparse(url).hostname
-        if not host:
-            continue
-        try:
-            for info in socket.getaddrinfo(host, 80, socket.AF_INET, socket.SOCK_STREAM):
-                out.add(str(info[4][0]))
-        except OSError:
-            continue
-    return sorted(out)
-
-
 def ensure_bridge() -> None:
     if not link_exists(config.BRIDGE):
         run(["ip", "link", "add", config.BRIDGE, "type", "bridge"])
@@ -115,10 +99,11 @@ def restore_forwarding(log: Log) -> None:
     rec.unlink(missing_ok=True)
 
 
-def ruleset(dns: list[str], mirrors: list[str]) -> str:
-    """The nftables table for the lab, replaced atomically on every `up`."""
+def ruleset(dns: list[str]) -> str:
+    """The nftables table for the lab, replaced atomically on every `up`. Lab hosts talk to each
+    other and to the control machine (its apt cache included: input, not forwarded); the only
+    traffic forwarded out of the lab is DNS to this machine's resolvers."""
     br = config.BRIDGE
-    egress = os.environ.get("LPFLEET_LAB_EGRESS", "mirror")
     lines = [
         f"table ip {config.NFT_TABLE}",
         f"delete table ip {config.NFT_TABLE}",
@@ -135,10 +120,6 @@ def ruleset(dns: list[str], mirrors: list[str]) -> str:
         lines.append(
             f'    iifname "{br}" ip daddr {{ {", ".join(dns)} }} meta l4proto {{ tcp, udp }} th dport 53 accept'
         )
-    if egress == "http":
-        lines.append(f'    iifname "{br}" tcp dport {{ 80, 443 }} accept')
-    elif mirrors:
-        lines.append(f'    iifname "{br}" ip daddr {{ {", ".join(mirrors)} }} tcp dport {{ 80, 443 }} accept')
     lines += [
         f'    iifname "{br}" counter drop',
         f'    oifname "{br}" ct state established,related accept',
@@ -149,8 +130,8 @@ def ruleset(dns: list[str], mirrors: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ensure_nat(dns: list[str], mirrors: list[str]) -> None:
-    run(["nft", "-f", "-"], input=ruleset(dns, mirrors), stdin=None)
+def ensure_nat(dns: list[str]) -> None:
+    run(["nft", "-f", "-"], input=ruleset(dns), stdin=None)
 
 
 def remove_nat() -> None:

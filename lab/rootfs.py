@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import config
+from . import aptcache, config
 from .util import Log, run, write_file
 
 
@@ -55,17 +55,23 @@ def _sources_entries() -> list[tuple[str, list[str]]]:
 
 def mirrors() -> tuple[str, str]:
     """The Debian mirror and security mirror this machine's apt uses (LPFLEET_LAB_MIRROR and
-    LPFLEET_LAB_SECURITY_MIRROR override), falling back to deb.debian.org."""
+    LPFLEET_LAB_SECURITY_MIRROR override). An http:// mirror: the lab's apt cache proxies
+    plain HTTP (Debian's packages are signed; apt checks them)."""
     main = os.environ.get("LPFLEET_LAB_MIRROR")
     sec = os.environ.get("LPFLEET_LAB_SECURITY_MIRROR")
     for uri, suites in _sources_entries():
-        if not uri.startswith("http"):
+        if not uri.startswith("http://"):
             continue
         if main is None and any(s == config.SUITE for s in suites):
             main = uri.rstrip("/")
         if sec is None and any(s == f"{config.SUITE}-security" for s in suites):
             sec = uri.rstrip("/")
-    return (main or config.DEFAULT_MIRROR, sec or config.DEFAULT_SECURITY_MIRROR)
+    if main is None:
+        raise config.LabError(
+            f"this machine's apt sources name no http:// Debian mirror for {config.SUITE}, which "
+            "the lab's hosts would use through its apt cache: set LPFLEET_LAB_MIRROR (e.g. "
+            "http://<your mirror>/debian) and LPFLEET_LAB_SECURITY_MIRROR")
+    return main, sec or main.rsplit("/", 1)[0] + "/debian-security"
 
 
 def wanted_stamp() -> dict:
@@ -113,6 +119,7 @@ def build(log: Log, in_use: bool = False, force: bool = False) -> Path:
         shutil.rmtree(work)
     log(f"building the Debian {config.SUITE} rootfs with debootstrap from {main} (once; about 1-2 minutes)")
     t0 = time.monotonic()
+    # Through the lab's apt cache (lab/aptcache.py): a rebuild downloads nothing again.
     run(
         [
             "debootstrap",
@@ -123,6 +130,7 @@ def build(log: Log, in_use: bool = False, force: bool = False) -> Path:
             main,
         ],
         timeout=1800,
+        env={**os.environ, "http_proxy": aptcache.proxy_url("127.0.0.1")},
     )
     _customize(work, main, sec)
     os.replace(work, target)

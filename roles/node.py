@@ -214,9 +214,9 @@ def node(
         name=f"lpnode config {CONFIG_PATH} (checked by lpnode itself)",
         src="lpnode.conf.j2",
         dest=CONFIG_PATH,
-        # lpnode parses the whole file before it acts on -version, so a typo'd flag or a bad
-        # value fails here instead of in a crash-looping service.
-        validate=f"{VENV}/bin/lpnode -config {{path}} -version",
+        # lpnode checks every flag and how they combine, as at start-up, so a typo'd flag or a
+        # bad value fails here instead of in a crash-looping service.
+        validate=f"{VENV}/bin/lpnode check-config {{path}}",
         user="root",
         group=service_user,
         mode="640",

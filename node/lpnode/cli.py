@@ -15,7 +15,7 @@ from lpnode.secret import SecretError
 from lpnode.server.listen import StartupError
 from lpnode.transcode.gpu import GpuPreflightError
 
-SUBCOMMANDS = ("test-stream",)
+SUBCOMMANDS = ("test-stream", "check-config")
 
 
 def _logging(verbosity: int) -> None:
@@ -27,11 +27,29 @@ def _logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def check_config(args: list[str]) -> int:
+    """`lpnode check-config FILE`: parse and check a -config file as start-up would (every flag,
+    and how they combine), without starting anything. The deploy checks a new config with it
+    before it goes live."""
+    if len(args) != 1:
+        print("usage: lpnode check-config FILE", file=sys.stderr)
+        return 2
+    try:
+        parse_node_flags(["-config", args[0]], {})
+    except FlagError as exc:
+        print(f"lpnode: {args[0]}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args[0]}: ok")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "test-stream":
         from lpnode.gateway import teststream
         return teststream.main(argv[1:])
+    if argv and argv[0] == "check-config":
+        return check_config(argv[1:])
     try:
         cfg = parse_node_flags(argv, os.environ)
     except HelpRequested as exc:

@@ -129,8 +129,8 @@ def test_too_old_python_is_refused(built):
 
 def test_config_checked_by_lpnode_before_it_goes_live(built):
     commands = run().named("lpnode config").commands
-    check = next(c for c in commands if "-version" in c)
-    assert check.startswith("/opt/lpnode/venv/bin/lpnode -config /etc/lpnode/.lpnode.conf.lpfleet-new -version || {")
+    check = next(c for c in commands if "check-config" in c)
+    assert check.startswith("/opt/lpnode/venv/bin/lpnode check-config /etc/lpnode/.lpnode.conf.lpfleet-new || {")
     assert commands[-1] == "mv -f /etc/lpnode/.lpnode.conf.lpfleet-new /etc/lpnode/lpnode.conf"
 
 

@@ -250,3 +250,16 @@ def test_journald_dropin_limits():
 def test_nvidia_apt_pin():
     text = render("nvidia-apt-preferences.j2", branch="535", packages=["nvidia-driver", "libnvidia-encode1"])
     assert rules(text) == ["Package: nvidia-driver libnvidia-encode1", "Pin: version 535.*", "Pin-Priority: 1001"]
+
+
+def test_check_config_catches_what_only_the_combination_makes_wrong(tmp_path, capsys):
+    """The deploy's check of a candidate config: every flag alone is fine here, together they
+    are not (auto sessions on a transcoder), which `lpnode -version` never looked at."""
+    from lpnode.cli import check_config
+
+    path = write_config(tmp_path, role="transcoder", address="10.77.0.21", orch_addr="10.77.0.11:8935",
+                        max_sessions="auto")
+    assert check_config([path]) == 2
+    assert "-maxSessions auto is only for an orchestrator" in capsys.readouterr().err
+    good = write_config(tmp_path, role="transcoder", address="10.77.0.21", orch_addr="10.77.0.11:8935")
+    assert check_config([good]) == 0
