@@ -1,5 +1,5 @@
 """The lab itself: real systemd hosts with sshd on a private bridge, their fault helpers, the
-inventory that describes them, and apt reaching the Debian mirror from inside.
+inventory that describes them, and apt reaching the Debian mirror from inside, through the lab's apt cache.
 
     .venv/bin/python -m pytest tests/lab -q
 """
@@ -211,12 +211,37 @@ def test_testinfra_reaches_hosts(lab):
     assert host.package("openssh-server").is_installed
 
 
-def test_apt_inside_a_host_reaches_the_debian_mirror(lab):
-    p = lablib.ssh_run("t1", "apt-get update -q", timeout=240)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "Err:" not in p.stdout and "W: Failed" not in p.stderr, p.stdout + p.stderr
-    p = lablib.ssh_run("t1", "apt-cache policy jq | grep Candidate", check=True)
-    assert "(none)" not in p.stdout
+def test_apt_inside_hosts_goes_through_the_labs_apt_cache(lab):
+    """Hosts reach the Debian mirror this machine's apt uses, through apt-cacher-ng on the
+    control machine: a package two hosts download is fetched from the mirror once."""
+    from lab import aptcache
+
+    for name in ("t1", "t2"):
+        p = lablib.ssh_run(name, "apt-get update -q", timeout=240)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "Err:" not in p.stdout and "W: Failed" not in p.stderr, p.stdout + p.stderr
+    log = aptcache.transfer_log()
+    before = len(log.read_text().splitlines()) if log.exists() else 0
+    for name in ("t1", "t2"):
+        p = lablib.ssh_run(name, "cd /tmp && apt-get download -q jq && rm -f jq_*.deb", timeout=240)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+    def jq_lines() -> list[list[str]]:
+        lines = log.read_text().splitlines()[before:]
+        return [line.split("|") for line in lines if "/j/jq/jq_" in line]
+    wait_for(lambda: sum(1 for f in jq_lines() if f[1] == "O") == 2, 10, "both downloads logged")
+    fetched = [f for f in jq_lines() if f[1] == "I"]
+    assert len(fetched) <= 1, jq_lines()   # the second host got it from the cache
+
+
+def test_hosts_have_no_way_out_of_the_lab_but_dns(lab):
+    """Without the apt cache there is no route to the mirror (or anywhere else) from a host."""
+    mirror = lablib.ssh_run("t1", "awk '/^deb /{print $2; exit}' /etc/apt/sources.list",
+                            check=True).stdout.strip()
+    p = lablib.ssh_run("t1", f"curl -sS -m 5 --noproxy '*' -o /dev/null {mirror}/")
+    assert p.returncode != 0, "a lab host reached the mirror directly"
+    p = lablib.ssh_run("t1", f"curl -sS -m 10 -o /dev/null -x http://10.77.0.1:3142 {mirror}/dists/bookworm/Release")
+    assert p.returncode == 0, p.stderr
 
 
 def test_stop_and_start_a_host(lab):
