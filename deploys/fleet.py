@@ -30,6 +30,7 @@ from inventory.validate import (
     check_pyinfra_inventory,
     spec_of,
 )
+from roles import fact_cache
 from roles.alertmanager import AlertmanagerSettings, alertmanager
 from roles.common import CommonSettings, common
 from roles.firewall import firewall
@@ -43,6 +44,8 @@ from roles.secrets import SecretSource, SecretsResult, secrets, source_from_data
 from roles.tls import orchestrator_pair
 
 check_pyinfra_inventory(inventory)
+# Facts asked once per host until something changes there (roles/fact_cache.py).
+fact_cache.install()
 
 me = spec_of(host)
 is_orchestrator = me.in_group(ORCHESTRATORS)

@@ -1,0 +1,57 @@
+"""Each fact read once per host until something changes on that host.
+
+pyinfra 3 sends every fact to the host as its own command, every time an operation asks, and
+asks again when it runs the operation's generator a second time to execute it. A fleet deploy
+that changes nothing asked the same ~50 questions per host about twice each: 396 round trips
+on the 4-host lab, most of a no-change re-run (docs/benchmarks.md, "Deploy timings").
+
+``install`` makes ``Host.get_fact`` remember each answer per host, keyed by the fact, its
+arguments and the operation's login arguments (``_sudo`` and friends change what a fact can
+see). Anything that can change a host forgets that host's answers: every command and file
+transfer that is not itself a fact's. So a re-run that changes nothing asks each question once,
+and after a change the next operations read fresh facts, exactly as without the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra.api.host import Host
+
+# Login arguments of the current operation that change what a fact sees.
+_AUTH = ("_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_su_user",
+         "_use_su_login", "_preserve_su_env", "_su_shell", "_doas", "_doas_user")
+_MARK = "_lpfleet_fact_cache"
+
+
+def install() -> None:
+    """Wrap Host's fact and command methods (idempotent)."""
+    if getattr(Host, _MARK, False):
+        return
+    setattr(Host, _MARK, True)
+    get_fact, run, put, get = Host.get_fact, Host.run_shell_command, Host.put_file, Host.get_file
+
+    def cached_get_fact(self: Host, cls: Any, *args: Any, **kwargs: Any) -> Any:
+        op: dict[str, Any] = dict(self.current_op_global_arguments or {})
+        key = (cls, repr(args), repr(sorted(kwargs.items())),
+               repr([(k, op.get(k)) for k in _AUTH if op.get(k)]))
+        cache = self.__dict__.setdefault("_lpfleet_facts", {})
+        if key not in cache:
+            self.__dict__["_lpfleet_in_fact"] = True
+            try:
+                cache[key] = get_fact(self, cls, *args, **kwargs)
+            finally:
+                self.__dict__["_lpfleet_in_fact"] = False
+        return cache[key]
+
+    def forgetting(method: Any) -> Any:
+        def wrapper(self: Host, *args: Any, **kwargs: Any) -> Any:
+            if not self.__dict__.get("_lpfleet_in_fact"):
+                self.__dict__.pop("_lpfleet_facts", None)
+            return method(self, *args, **kwargs)
+        return wrapper
+
+    Host.get_fact = cached_get_fact  # type: ignore[method-assign,assignment]  # no hook: see above
+    Host.run_shell_command = forgetting(run)  # type: ignore[method-assign]
+    Host.put_file = forgetting(put)  # type: ignore[method-assign]
+    Host.get_file = forgetting(get)  # type: ignore[method-assign]
