@@ -24,14 +24,15 @@ _AUTH = ("_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_su_us
 _MARK = "_lpfleet_fact_cache"
 
 
-def install() -> None:
-    """Wrap Host's fact and command methods (idempotent)."""
-    if getattr(Host, _MARK, False):
+def install(host_class: Any = Host) -> None:
+    """Wrap the fact and command methods of pyinfra's Host (idempotent)."""
+    if host_class.__dict__.get(_MARK, False):
         return
-    setattr(Host, _MARK, True)
-    get_fact, run, put, get = Host.get_fact, Host.run_shell_command, Host.put_file, Host.get_file
+    setattr(host_class, _MARK, True)
+    get_fact, run = host_class.get_fact, host_class.run_shell_command
+    put, get = host_class.put_file, host_class.get_file
 
-    def cached_get_fact(self: Host, cls: Any, *args: Any, **kwargs: Any) -> Any:
+    def cached_get_fact(self: Any, cls: Any, *args: Any, **kwargs: Any) -> Any:
         op: dict[str, Any] = dict(self.current_op_global_arguments or {})
         key = (cls, repr(args), repr(sorted(kwargs.items())),
                repr([(k, op.get(k)) for k in _AUTH if op.get(k)]))
@@ -45,13 +46,14 @@ def install() -> None:
         return cache[key]
 
     def forgetting(method: Any) -> Any:
-        def wrapper(self: Host, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not self.__dict__.get("_lpfleet_in_fact"):
                 self.__dict__.pop("_lpfleet_facts", None)
             return method(self, *args, **kwargs)
         return wrapper
 
-    Host.get_fact = cached_get_fact  # type: ignore[method-assign,assignment]  # no hook: see above
-    Host.run_shell_command = forgetting(run)  # type: ignore[method-assign]
-    Host.put_file = forgetting(put)  # type: ignore[method-assign]
-    Host.get_file = forgetting(get)  # type: ignore[method-assign]
+    # No hook for this in pyinfra: see the module's docstring.
+    host_class.get_fact = cached_get_fact
+    host_class.run_shell_command = forgetting(run)
+    host_class.put_file = forgetting(put)
+    host_class.get_file = forgetting(get)

@@ -1,0 +1,74 @@
+"""roles/fact_cache.py: a fact is asked once per host until something changes on that host."""
+
+from __future__ import annotations
+
+from roles import fact_cache
+
+
+class Facts:
+    pass
+
+
+class OtherFacts:
+    pass
+
+
+class FakeHost:
+    """pyinfra's Host as the cache sees it: facts answered by counting, commands recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple] = []
+        self.current_op_global_arguments: dict | None = None
+
+    def get_fact(self, cls, *args, **kwargs):
+        self.asked.append((cls.__name__, args, kwargs))
+        # A fact's own command goes through run_shell_command too: it must not forget anything.
+        self.run_shell_command("the fact's command")
+        return len(self.asked)
+
+    def run_shell_command(self, *args, **kwargs):
+        return True, None
+
+    def put_file(self, *args, **kwargs):
+        return True
+
+    def get_file(self, *args, **kwargs):
+        return True
+
+
+fact_cache.install(FakeHost)
+
+
+def test_the_same_question_is_asked_once():
+    host = FakeHost()
+    assert host.get_fact(Facts, path="/etc/a") == host.get_fact(Facts, path="/etc/a") == 1
+    assert host.get_fact(Facts, path="/etc/b") == 2
+    assert host.get_fact(OtherFacts, path="/etc/a") == 3
+    assert len(host.asked) == 3
+
+
+def test_a_command_or_an_upload_forgets_the_answers():
+    host = FakeHost()
+    host.get_fact(Facts, path="/etc/a")
+    host.run_shell_command("apt-get install -y x")
+    host.get_fact(Facts, path="/etc/a")
+    host.put_file("local", "/etc/a")
+    host.get_fact(Facts, path="/etc/a")
+    assert len(host.asked) == 3
+
+
+def test_sudo_is_part_of_the_question():
+    host = FakeHost()
+    host.get_fact(Facts, path="/root/x")
+    host.current_op_global_arguments = {"_sudo": True, "_if": lambda: True}
+    host.get_fact(Facts, path="/root/x")
+    host.current_op_global_arguments = {"_sudo": True, "_if": lambda: False}
+    host.get_fact(Facts, path="/root/x")   # other non-login arguments do not matter
+    assert len(host.asked) == 2
+
+
+def test_each_host_has_its_own_answers():
+    one, two = FakeHost(), FakeHost()
+    one.get_fact(Facts)
+    two.get_fact(Facts)
+    assert len(one.asked) == len(two.asked) == 1
