@@ -128,6 +128,12 @@ print("loaded" if ok and newest <= loaded else "stale")
 """
 
 
+def config_loaded_command(metrics_url: str, prefix: str, patterns: list[str]) -> str:
+    """A command printing ``loaded``, ``stale`` or ``unknown`` (see ConfigLoaded)."""
+    args = " ".join(shlex.quote(a) for a in (metrics_url, prefix, *patterns))
+    return f"python3 -c {shlex.quote(_CONFIG_LOADED_SCRIPT)} {args}"
+
+
 class ConfigLoaded(FactBase):
     """Whether a Prometheus-style service (Prometheus, Alertmanager) runs the configuration
     that is on disk: ``True`` when its last reload succeeded and came after every file matching
@@ -142,8 +148,7 @@ class ConfigLoaded(FactBase):
     """
 
     def command(self, metrics_url: str, prefix: str, patterns: list[str]) -> str:
-        args = " ".join(shlex.quote(a) for a in (metrics_url, prefix, *patterns))
-        return f"python3 -c {shlex.quote(_CONFIG_LOADED_SCRIPT)} {args}"
+        return config_loaded_command(metrics_url, prefix, patterns)
 
     def process(self, output: list[str]) -> bool | None:
         text = " ".join(output).strip()

@@ -23,7 +23,7 @@ from pyinfra.facts.files import FileContents, Sha1File
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util.files import generate_color_diff
 
-from roles._facts import DirectoryFiles
+from roles._facts import DirectoryFiles, config_loaded_command
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = REPO_DIR / "templates"
@@ -243,6 +243,19 @@ def service_flags(label: str, defaults_file: str, args: list[str]):
         label=label,
         args=args,
     )
+
+
+@operation()
+def wait_config_loaded(label: str, metrics_url: str, prefix: str, patterns: list[str], timeout_s: int = 60):
+    """Wait until a Prometheus-style service runs the configuration on disk (its last
+    successful reload is newer than every file; roles._facts.ConfigLoaded). `systemctl reload`
+    only sends the signal: without this a deploy could end before the reload did, and the next
+    run would take the reload still in flight for a stale configuration and reload again."""
+    check = config_loaded_command(metrics_url, prefix, patterns)
+    failed = f"lpfleet: {label} did not load its configuration within {timeout_s} s; see its journal"
+    yield StringCommand(
+        f"for i in $(seq {timeout_s * 2}); do [ \"$({check})\" = loaded ] && exit 0; sleep 0.5; done; "
+        f"echo {shlex.quote(failed)} >&2; exit 1")
 
 
 def packaged_service(label: str, service: str, restart: bool, reload: bool = False, daemon_reload: bool = False):

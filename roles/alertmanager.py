@@ -32,6 +32,7 @@ from roles._ops import (
     render_monitoring,
     service_flags,
     validated_put,
+    wait_config_loaded,
 )
 from roles.common import missing_packages
 from roles.monitoring import (
@@ -319,9 +320,9 @@ def alertmanager(
         keep=[upload.name for upload in plan.uploads],
     )
 
-    loaded = host.get_fact(ConfigLoaded, metrics_url=METRICS_URL, prefix="alertmanager_config_last_reload",
-                           patterns=[CONFIG_PATH, f"{ALERTMANAGER_TEMPLATES_DIR}/*.tmpl"])
-    packaged_service(
+    reload_metric, watched = "alertmanager_config_last_reload", [CONFIG_PATH, f"{ALERTMANAGER_TEMPLATES_DIR}/*.tmpl"]
+    loaded = host.get_fact(ConfigLoaded, metrics_url=METRICS_URL, prefix=reload_metric, patterns=watched)
+    service = packaged_service(
         "Alertmanager",
         SERVICE,
         restart=package.will_change or flags.will_change,
@@ -330,4 +331,7 @@ def alertmanager(
         # a receiver that checks its file at load time sees the new one.
         reload=any(op.will_change for op in changed) or loaded is False,
     )
+    wait_config_loaded(name="Alertmanager runs the new configuration", label="Alertmanager",
+                       metrics_url=METRICS_URL, prefix=reload_metric, patterns=watched,
+                       _if=service.did_change)
 

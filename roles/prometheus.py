@@ -19,7 +19,14 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import apt, files
 
 from roles._facts import ConfigLoaded
-from roles._ops import MONITORING_DIR, packaged_service, remove_stale_files, service_flags, validated_template
+from roles._ops import (
+    MONITORING_DIR,
+    packaged_service,
+    remove_stale_files,
+    service_flags,
+    validated_template,
+    wait_config_loaded,
+)
 from roles.common import missing_packages
 from roles.monitoring import PROMETHEUS_CONFIG_DIR, PROMETHEUS_PORT, RULES_DIR
 from roles.settings import RoleSettings, duration, setting
@@ -197,9 +204,9 @@ def prometheus(
         keep=[name for _, name in rules] + [EXPECTED_TRANSCODERS],
     ))
 
-    loaded = host.get_fact(ConfigLoaded, metrics_url=METRICS_URL, prefix="prometheus_config_last_reload",
-                           patterns=[CONFIG_PATH, f"{RULES_DIR}/*.yml"])
-    packaged_service(
+    reload_metric, watched = "prometheus_config_last_reload", [CONFIG_PATH, f"{RULES_DIR}/*.yml"]
+    loaded = host.get_fact(ConfigLoaded, metrics_url=METRICS_URL, prefix=reload_metric, patterns=watched)
+    service = packaged_service(
         "Prometheus",
         SERVICE,
         # New flags need a new process; a new configuration or rule file only a reload (SIGHUP),
@@ -207,3 +214,6 @@ def prometheus(
         restart=package.will_change or flags.will_change,
         reload=any(op.will_change for op in changed) or loaded is False,
     )
+    wait_config_loaded(name="Prometheus runs the new configuration", label="Prometheus",
+                       metrics_url=METRICS_URL, prefix=reload_metric, patterns=watched,
+                       _if=service.did_change)

@@ -62,8 +62,10 @@ class PreparedOps(list[PreparedOp]):
     def names(self) -> list[str]:
         return [op.name for op in self]
 
-    def commands(self) -> list[str]:
-        return [cmd for op in self for cmd in op.commands]
+    def commands(self, conditional: bool = True) -> list[str]:
+        """Every op's commands; ``conditional=False`` leaves out the ops that run only if their
+        ``_if`` holds (after another op changed something)."""
+        return [cmd for op in self if conditional or not op.conditional for cmd in op.commands]
 
     def named(self, fragment: str) -> PreparedOp:
         """The one op whose name contains ``fragment``."""

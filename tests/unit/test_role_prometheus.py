@@ -122,7 +122,9 @@ def test_rules_carry_the_runbook_base():
 
 def test_rerun_changes_nothing():
     ops = run(done_facts(live_files()))
-    assert ops.commands() == []
+    assert ops.commands(conditional=False) == []
+    # after a reload or restart only: the deploy ends once Prometheus runs the new configuration
+    assert ops.named("Prometheus runs the new configuration").conditional
 
 
 def test_new_rule_reloads_without_restart():
@@ -149,7 +151,9 @@ def test_new_flags_restart():
 def test_files_newer_than_the_last_reload_are_reloaded():
     """A run that stopped between putting a file live and reloading: the next one reloads."""
     ops = run(done_facts(live_files(), loaded=False))
-    assert ops.commands() == ["systemctl reload prometheus.service"]
+    assert ops.commands(conditional=False) == ["systemctl reload prometheus.service"]
+    [wait] = ops.named("Prometheus runs the new configuration").commands
+    assert "prometheus_config_last_reload" in wait and "= loaded ] && exit 0" in wait
 
 
 def test_rule_files_no_longer_shipped_are_removed_after_the_configuration():
