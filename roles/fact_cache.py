@@ -1,48 +1,81 @@
-"""Each fact read once per host until something changes on that host.
+"""Each fact read once per host until something changes on that host, and the questions a
+deploy asked last time asked in one round trip.
 
-pyinfra 3 sends every fact to the host as its own command, every time an operation asks, and
-asks again when it runs the operation's generator a second time to execute it. A fleet deploy
-that changes nothing asked the same ~50 questions per host about twice each: 396 round trips
-on the 4-host lab, most of a no-change re-run (docs/benchmarks.md, "Deploy timings").
+pyinfra 3 sends every fact to the host as its own command, every time an operation asks. A
+fleet deploy that changes nothing asked the same ~50 questions per host about twice each: 396
+round trips on the 4-host lab, most of a no-change re-run (docs/benchmarks.md, "Deploy timings").
 
 ``install`` makes ``Host.get_fact`` remember each answer per host, keyed by the fact, its
 arguments and the operation's login arguments (``_sudo`` and friends change what a fact can
 see). Anything that can change a host forgets that host's answers: every command and file
-transfer that is not itself a fact's. So a re-run that changes nothing asks each question once,
-and after a change the next operations read fresh facts, exactly as without the cache.
+transfer that is not itself a fact's. So after a change the next operations read fresh facts,
+exactly as without the cache.
+
+It also notes which questions each host was asked, and keeps the list on the control machine
+(``~/.cache/lpfleet/facts/``); the next run asks all of them at its first question, in one
+command per host, each fact's own command with its own parsing, before anything has run. A
+question not on the list, or one whose batched answer cannot be read, is asked on its own as
+before. A list is only a guess of what will be asked: a wrong one costs time, never
+correctness.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+from pathlib import Path
 from typing import Any
 
+from pyinfra.api import StringCommand
 from pyinfra.api.host import Host
+
+log = logging.getLogger(__name__)
 
 # Login arguments of the current operation that change what a fact sees.
 _AUTH = ("_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_su_user",
          "_use_su_login", "_preserve_su_env", "_su_shell", "_doas", "_doas_user")
 _MARK = "_lpfleet_fact_cache"
+# pyinfra's answer when a fact's required command is missing (pyinfra/api/facts.py).
+_MISSING = "##PYINFRA_NOCMD##"
+_SEP = "##LPFLEET-FACT##"
 
 
-def install(host_class: Any = Host) -> None:
-    """Wrap the fact and command methods of pyinfra's Host (idempotent)."""
-    if host_class.__dict__.get(_MARK, False):
-        return
-    setattr(host_class, _MARK, True)
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lpfleet" / "facts"
+
+
+def install(host_class: Any = Host, learn: bool = True) -> Any:
+    """Wrap the fact and command methods of pyinfra's Host (once). ``learn``: keep the
+    questions each host was asked (at exit, or when the returned function is called) and batch
+    them on the next run."""
+    if host_class.__dict__.get(_MARK):
+        return host_class.__dict__[_MARK]
     get_fact, run = host_class.get_fact, host_class.run_shell_command
     put, get = host_class.put_file, host_class.get_file
+    asked: dict[str, list[dict[str, Any]]] = {}
 
     def cached_get_fact(self: Any, cls: Any, *args: Any, **kwargs: Any) -> Any:
-        op: dict[str, Any] = dict(self.current_op_global_arguments or {})
-        key = (cls, repr(args), repr(sorted(kwargs.items())),
-               repr([(k, op.get(k)) for k in _AUTH if op.get(k)]))
+        auth = {k: v for k, v in (self.current_op_global_arguments or {}).items()
+                if k in _AUTH and v}
+        key = _key(cls, args, kwargs, auth)
         cache = self.__dict__.setdefault("_lpfleet_facts", {})
+        if learn and not self.__dict__.get("_lpfleet_prefetched"):
+            self.__dict__["_lpfleet_prefetched"] = True
+            _prefetch(self, run, cache)
         if key not in cache:
             self.__dict__["_lpfleet_in_fact"] = True
             try:
                 cache[key] = get_fact(self, cls, *args, **kwargs)
             finally:
                 self.__dict__["_lpfleet_in_fact"] = False
+            if learn and not args and _jsonable(kwargs):
+                asked.setdefault(self.name, []).append(
+                    {"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs, "auth": auth})
         return cache[key]
 
     def forgetting(method: Any) -> Any:
@@ -57,3 +90,110 @@ def install(host_class: Any = Host) -> None:
     host_class.run_shell_command = forgetting(run)
     host_class.put_file = forgetting(put)
     host_class.get_file = forgetting(get)
+    def save() -> None:
+        _save(asked)
+        asked.clear()
+
+    setattr(host_class, _MARK, save)
+    if learn:
+        atexit.register(save)
+    return save
+
+
+def _key(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any], auth: dict[str, Any]) -> tuple[Any, ...]:
+    return (cls, repr(args), repr(sorted(kwargs.items())), repr(sorted(auth.items())))
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _list_path(host_name: str) -> Path:
+    return cache_dir() / (re.sub(r"[^A-Za-z0-9_.-]", "_", host_name) + ".json")
+
+
+def _save(asked: dict[str, list[dict[str, Any]]]) -> None:
+    for host_name, questions in asked.items():
+        try:
+            path = _list_path(host_name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            seen = {json.dumps(q, sort_keys=True) for q in _load(host_name)}
+            merged = _load(host_name) + [q for q in questions if json.dumps(q, sort_keys=True) not in seen]
+            path.write_text(json.dumps(merged[-500:]) + "\n")
+        except OSError as exc:
+            log.debug("fact list for %s not saved: %s", host_name, exc)
+
+
+def _load(host_name: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(_list_path(host_name).read_text())
+        return data if isinstance(data, list) else []
+    except (OSError, ValueError):
+        return []
+
+
+def _prefetch(host: Any, run: Any, cache: dict[Any, Any]) -> None:
+    """Ask the questions of the host's list in one command per set of login arguments."""
+    groups: dict[str, list[tuple[Any, dict[str, Any], dict[str, Any]]]] = {}
+    for q in _load(host.name):
+        try:
+            module, _, name = q["fact"].partition(":")
+            cls: Any = importlib.import_module(module)
+            for part in name.split("."):
+                cls = getattr(cls, part)
+            groups.setdefault(json.dumps(q["auth"], sort_keys=True), []).append(
+                (cls, dict(q["kwargs"]), dict(q["auth"])))
+        except (ImportError, AttributeError, KeyError, TypeError):
+            continue
+    for questions in groups.values():
+        try:
+            _ask_together(host, run, questions, cache)
+        except Exception as exc:  # noqa: BLE001 - a failed batch only means asking one by one
+            log.debug("batched facts failed on %s: %s", host.name, exc)
+
+
+def _ask_together(host: Any, run: Any, questions: list[tuple[Any, dict[str, Any], dict[str, Any]]],
+                  cache: dict[Any, Any]) -> None:
+    parts: list[str] = []
+    facts: list[tuple[Any, Any, dict[str, Any], dict[str, Any]]] = []
+    for cls, kwargs, auth in questions:
+        fact = cls()
+        call = inspect.getcallargs(fact.command, **kwargs) if callable(fact.command) else {}
+        call.pop("self", None)
+        command = fact.command(**call) if callable(fact.command) else fact.command
+        command = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+        needs = fact.requires_command(**call) if callable(fact.requires_command) else fact.requires_command
+        if needs:
+            needs = needs.get_raw_value() if isinstance(needs, StringCommand) else str(needs)
+            command = f"if command -v {needs} >/dev/null 2>&1; then ( {command} ); else echo '{_MISSING}'; fi"
+        parts.append(f"echo '{_SEP} {len(facts)}'; ( {command} ) 2>/dev/null; echo \"{_SEP} rc $?\"")
+        facts.append((cls, fact, kwargs, auth))
+    if not parts:
+        return
+    host.__dict__["_lpfleet_in_fact"] = True
+    try:
+        ok, output = run(host, StringCommand("; ".join(parts)), print_output=False, print_input=False,
+                         **questions[0][2])
+    finally:
+        host.__dict__["_lpfleet_in_fact"] = False
+    if not ok:
+        return
+    lines: list[str] = []
+    index = -1
+    for line in output.stdout_lines:
+        if line.startswith(f"{_SEP} rc "):
+            if index >= 0 and line == f"{_SEP} rc 0" and lines != [_MISSING]:
+                cls, fact, kwargs, auth = facts[index]
+                try:
+                    cache[_key(cls, (), kwargs, auth)] = fact.process(lines) if lines else fact.default()
+                except Exception:  # noqa: BLE001 - unreadable here: asked on its own later
+                    pass
+            index, lines = -1, []
+        elif line.startswith(f"{_SEP} "):
+            index, lines = int(line.split()[1]), []
+        else:
+            lines.append(line)

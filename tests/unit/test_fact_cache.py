@@ -36,7 +36,7 @@ class FakeHost:
         return True
 
 
-fact_cache.install(FakeHost)
+fact_cache.install(FakeHost, learn=False)
 
 
 def test_the_same_question_is_asked_once():
@@ -72,3 +72,59 @@ def test_each_host_has_its_own_answers():
     one.get_fact(Facts)
     two.get_fact(Facts)
     assert len(one.asked) == len(two.asked) == 1
+
+
+class LocalHost:
+    """A host that is this machine: real pyinfra facts, their commands run by sh."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.current_op_global_arguments = None
+        self.asked_one_by_one = 0
+
+    def get_fact(self, cls, *args, **kwargs):
+        import inspect
+
+        self.asked_one_by_one += 1
+        fact = cls()
+        call = inspect.getcallargs(fact.command, **kwargs)
+        call.pop("self", None)
+        ok, output = self.run_shell_command(fact.command(**call))
+        return fact.process(output.stdout_lines) if output.stdout_lines else fact.default()
+
+    def run_shell_command(self, command, **kwargs):
+        import subprocess
+        from types import SimpleNamespace
+
+        text = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
+        p = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
+        return p.returncode == 0, SimpleNamespace(stdout_lines=p.stdout.splitlines())
+
+    def put_file(self, *args, **kwargs):
+        return True
+
+    def get_file(self, *args, **kwargs):
+        return True
+
+
+def test_last_runs_questions_are_asked_together_and_answered_alike(tmp_path, monkeypatch):
+    from pyinfra.facts.files import File, Sha1File
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    save = fact_cache.install(LocalHost)
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(f"content {name}\n")
+
+    def questions(host):
+        return [host.get_fact(File, path=str(tmp_path / n)) for n in ("a", "b", "missing")] + \
+               [host.get_fact(Sha1File, path=str(tmp_path / n)) for n in ("a", "b")]
+
+    first = LocalHost("o1")
+    answers = questions(first)
+    assert first.asked_one_by_one == 5
+    save()
+    again = LocalHost("o1")
+    assert questions(again) == answers
+    assert again.asked_one_by_one == 0          # all five came in the one batched command
+    other = LocalHost("t1")                     # a host with no list asks one by one
+    assert questions(other) == answers and other.asked_one_by_one == 5
