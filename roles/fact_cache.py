@@ -73,7 +73,8 @@ def install(host_class: Any = Host, learn: bool = True) -> Any:
                 cache[key] = get_fact(self, cls, *args, **kwargs)
             finally:
                 self.__dict__["_lpfleet_in_fact"] = False
-            if learn and not args and _jsonable(kwargs):
+            # Only plain questions: one with its own login arguments (`_sudo=False`) is asked alone.
+            if learn and not args and not any(k.startswith("_") for k in kwargs) and _jsonable(kwargs):
                 asked.setdefault(self.name, []).append(
                     {"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs, "auth": auth})
         return cache[key]
@@ -162,11 +163,14 @@ def _ask_together(host: Any, run: Any, questions: list[tuple[Any, dict[str, Any]
     facts: list[tuple[Any, Any, dict[str, Any], dict[str, Any]]] = []
     for cls, kwargs, auth in questions:
         fact = cls()
-        call = inspect.getcallargs(fact.command, **kwargs) if callable(fact.command) else {}
-        call.pop("self", None)
-        command = fact.command(**call) if callable(fact.command) else fact.command
+        try:
+            call = inspect.getcallargs(fact.command, **kwargs) if callable(fact.command) else {}
+            call.pop("self", None)
+            command = fact.command(**call) if callable(fact.command) else fact.command
+            needs = fact.requires_command(**call) if callable(fact.requires_command) else fact.requires_command
+        except TypeError:
+            continue   # not a question this fact takes any more: asked on its own if asked
         command = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
-        needs = fact.requires_command(**call) if callable(fact.requires_command) else fact.requires_command
         if needs:
             needs = needs.get_raw_value() if isinstance(needs, StringCommand) else str(needs)
             command = f"if command -v {needs} >/dev/null 2>&1; then ( {command} ); else echo '{_MISSING}'; fi"

@@ -128,3 +128,4 @@ def test_last_runs_questions_are_asked_together_and_answered_alike(tmp_path, mon
     assert again.asked_one_by_one == 0          # all five came in the one batched command
     other = LocalHost("t1")                     # a host with no list asks one by one
     assert questions(other) == answers and other.asked_one_by_one == 5
+    save()   # while the cache directory is still this test's
