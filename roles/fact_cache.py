@@ -60,8 +60,7 @@ def install(host_class: Any = Host, learn: bool = True) -> Any:
     asked: dict[str, list[dict[str, Any]]] = {}
 
     def cached_get_fact(self: Any, cls: Any, *args: Any, **kwargs: Any) -> Any:
-        auth = {k: v for k, v in (self.current_op_global_arguments or {}).items()
-                if k in _AUTH and v}
+        auth = _auth(self)
         key = _key(cls, args, kwargs, auth)
         cache = self.__dict__.setdefault("_lpfleet_facts", {})
         if learn and not self.__dict__.get("_lpfleet_prefetched"):
@@ -99,6 +98,15 @@ def install(host_class: Any = Host, learn: bool = True) -> Any:
     if learn:
         atexit.register(save)
     return save
+
+
+def _auth(host: Any) -> dict[str, Any]:
+    """The login arguments a fact on ``host`` runs with now: the host's own (``_sudo = True``
+    in its data), overridden by the current operation's."""
+    data = getattr(host, "data", None)
+    merged = {k: data.get(k) for k in _AUTH} if data is not None else {}
+    merged.update((host.current_op_global_arguments or {}).items())
+    return {k: v for k, v in merged.items() if k in _AUTH and v}
 
 
 def _key(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any], auth: dict[str, Any]) -> tuple[Any, ...]:
