@@ -50,10 +50,10 @@ fact_cache.install()
 me = spec_of(host)
 is_orchestrator = me.in_group(ORCHESTRATORS)
 is_transcoder = me.in_group(TRANSCODERS)
-is_gpu = me.in_group(GPU) or bool(host.data.get("nvidia"))
+is_gpu = me.has_gpu
 holds_keystore = me.in_group(REWARD) or me.in_group(REDEEMERS)
 is_monitoring = me.in_group(MONITORING)
-with_grafana = is_monitoring and bool(host.data.get("grafana"))
+with_grafana = me.runs_grafana
 monitoring_addresses = [spec_of(h).address for h in inventory.get_group(MONITORING, [])]
 
 base = CommonSettings.from_data(host.name, me.data)

@@ -40,6 +40,16 @@ class HostSpec:
     def in_group(self, group: str) -> bool:
         return group in self.groups
 
+    @property
+    def has_gpu(self) -> bool:
+        """In the `gpu` group, or `nvidia = True` in its data: the nvidia role runs here."""
+        return self.in_group(GPU) or bool(self.data.get("nvidia"))
+
+    @property
+    def runs_grafana(self) -> bool:
+        """A monitoring host with `grafana = True`."""
+        return self.in_group(MONITORING) and bool(self.data.get("grafana"))
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -154,10 +154,10 @@ def _runs(model: type[RoleSettings], h: HostSpec) -> bool:
     """Whether deploys/fleet.py runs the model's role on ``h`` (so its required settings must be set)."""
     groups = {
         "lpnode": h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS),
-        "nvidia": h.in_group(GPU) or bool(h.data.get("nvidia")),
+        "nvidia": h.has_gpu,
         "prometheus": h.in_group(MONITORING),
         "alertmanager": h.in_group(MONITORING),
-        "grafana": h.in_group(MONITORING) and bool(h.data.get("grafana")),
+        "grafana": h.runs_grafana,
     }
     return groups.get(model.ROLE, True)
 

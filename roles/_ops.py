@@ -162,6 +162,11 @@ def put_commands(src: str | IO[bytes], dest: str, have: tuple | None, user: str,
     if have is None or have[0] != get_file_sha1(src):
         yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
         have = None
+    yield from _owner_and_mode(dest, have, user, group, mode)
+
+
+def _owner_and_mode(dest: str, have: tuple | None, user: str, group: str, mode: str):
+    """chown/chmod ``dest`` where ``have`` (None: a new file) differs from what is wanted."""
     if have is None or have[2:] != (user, group):
         yield StringCommand(f"chown {shlex.quote(user)}:{shlex.quote(group)} {shlex.quote(dest)}")
     if have is None or have[1] != int(mode):
@@ -189,10 +194,7 @@ def put_secret_commands(data: bytes, dest: str, have: tuple | None, user: str, g
         yield install_from_stdin(data, candidate, user, group, mode,
                                  then=f"mv -f {shlex.quote(candidate)} {shlex.quote(dest)}")
         return
-    if have[2:] != (user, group):
-        yield StringCommand(f"chown {shlex.quote(user)}:{shlex.quote(group)} {shlex.quote(dest)}")
-    if have[1] != int(mode):
-        yield StringCommand(f"chmod {mode} {shlex.quote(dest)}")
+    yield from _owner_and_mode(dest, have, user, group, mode)
 
 
 def _candidate(dest: str) -> str:

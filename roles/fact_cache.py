@@ -130,9 +130,9 @@ def _save(asked: dict[str, list[dict[str, Any]]]) -> None:
         try:
             path = _list_path(host_name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            seen = {json.dumps(q, sort_keys=True) for q in _load(host_name)}
-            merged = _load(host_name) + [q for q in questions if json.dumps(q, sort_keys=True) not in seen]
-            path.write_text(json.dumps(merged[-500:]) + "\n")
+            # Last time's questions and this time's, each once, in the order first asked.
+            merged = {json.dumps(q, sort_keys=True): q for q in [*_load(host_name), *questions]}
+            path.write_text(json.dumps(list(merged.values())[-500:]) + "\n")
         except OSError as exc:
             log.debug("fact list for %s not saved: %s", host_name, exc)
 

@@ -112,6 +112,3 @@ def log_failure(name: str) -> Callable[[asyncio.Task[Any]], None]:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("%s failed: %s", name, describe(exc), exc_info=exc)
     return done
-
-
-

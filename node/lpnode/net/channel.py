@@ -67,10 +67,6 @@ class Trust:
                              "orchestrator's certificate, and keep its key on the orchestrator")
         return cls(b"".join(c.public_bytes(Encoding.PEM) for c in certs), path)
 
-    @property
-    def pinned(self) -> bool:
-        return self.pem is not None
-
     def http_verify(self) -> ssl.SSLContext | bool:
         """For httpx: the pinned certificates, or no verification (go-livepeer's behaviour)."""
         return self._context() if self.pem is not None else False
