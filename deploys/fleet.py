@@ -30,7 +30,7 @@ from inventory.validate import (
     check_pyinfra_inventory,
     spec_of,
 )
-from roles import fact_cache
+from roles import fact_cache, op_order
 from roles.alertmanager import AlertmanagerSettings, alertmanager
 from roles.common import CommonSettings, common
 from roles.firewall import firewall
@@ -46,6 +46,8 @@ from roles.tls import orchestrator_pair
 check_pyinfra_inventory(inventory)
 # Facts asked once per host until something changes there (roles/fact_cache.py).
 fact_cache.install()
+# Operation order from the frames, without pyinfra reading source lines (roles/op_order.py).
+op_order.install()
 
 me = spec_of(host)
 is_orchestrator = me.in_group(ORCHESTRATORS)

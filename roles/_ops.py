@@ -23,7 +23,7 @@ from pyinfra.facts.files import FileContents, Sha1File
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util.files import generate_color_diff
 
-from roles._facts import DirectoryFiles, config_loaded_command
+from roles._facts import DirectoryFiles, SystemAccount, config_loaded_command, record_sums_command
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = REPO_DIR / "templates"
@@ -143,6 +143,24 @@ def validated_put(
 
 
 @operation()
+def system_account(user: str, group: str, home: str, shell: str = "/usr/sbin/nologin"):
+    """A system group ``group`` and a system user ``user`` in it with ``home`` (not created)
+    and ``shell``: server.group and server.user for one service account, from one cheap fact."""
+    have = host.get_fact(SystemAccount, user=user, group=group)
+    if not have["group"]:
+        yield StringCommand(f"groupadd --system {shlex.quote(group)}")
+    wanted = {"group": group, "home": home, "shell": shell}
+    if have["user"] is None:
+        yield StringCommand(f"useradd --system --gid {shlex.quote(group)} --home-dir {shlex.quote(home)} "
+                            f"--no-create-home --shell {shlex.quote(shell)} {shlex.quote(user)}")
+        return
+    flags = {"group": "--gid", "home": "--home", "shell": "--shell"}
+    changes = [f"{flags[k]} {shlex.quote(v)}" for k, v in wanted.items() if have["user"][k] != v]
+    if changes:
+        yield StringCommand(f"usermod {' '.join(changes)} {shlex.quote(user)}")
+
+
+@operation()
 def remove_stale_files(directory: str, keep: list[str], pattern: str = "*"):
     """Remove the files matching ``pattern`` in ``directory`` that are not in ``keep``.
 
@@ -220,10 +238,15 @@ def sync_directory(
     remote = host.get_fact(DirectoryFiles, path=dest)
     yield from files.directory._inner(path=dest, user=user, group=group, mode="755")
     local = {p.name: p for p in sorted(Path(src).iterdir()) if p.is_file() and fnmatch.fnmatchcase(p.name, pattern)}
+    changes: list[Any] = []
     for name, path in local.items():
-        yield from put_commands(str(path), posixpath.join(dest, name), remote.get(name), user, group, mode)
+        changes.extend(put_commands(str(path), posixpath.join(dest, name), remote.get(name), user, group, mode))
     for name in sorted(set(remote) - set(local)):
-        yield StringCommand(f"rm -f {shlex.quote(posixpath.join(dest, name))}")
+        changes.append(StringCommand(f"rm -f {shlex.quote(posixpath.join(dest, name))}"))
+    yield from changes
+    # The checksums the next run's DirectoryFiles reuses (see roles._facts.SUMS_FILE).
+    if changes or getattr(remote, "hashed", None):
+        yield StringCommand(record_sums_command(dest))
 
 
 def service_flags(label: str, defaults_file: str, args: list[str]):

@@ -8,10 +8,10 @@ from typing import ClassVar, Literal
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, systemd
 
 from roles._facts import ContainerVirt
-from roles._ops import jinja_options, template_path
+from roles._ops import jinja_options, system_account, template_path
 from roles.settings import RoleSettings, setting
 
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "nftables")
@@ -59,16 +59,11 @@ def common(settings: CommonSettings | None = None) -> None:
         update=bool(missing),
     )
 
-    server.group(name=f"Service group {s.service_user}", group=s.service_user, system=True)
-    server.user(
-        name=f"Service user {s.service_user}",
+    system_account(
+        name=f"Service user {s.service_user} (system account, group {s.service_user})",
         user=s.service_user,
         group=s.service_user,
-        system=True,
-        shell="/usr/sbin/nologin",
         home=s.service_home,
-        ensure_home=False,
-        create_home=False,
     )
 
     # In a container (the lab) the clock belongs to the machine underneath, and the time sync

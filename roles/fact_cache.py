@@ -72,10 +72,15 @@ def install(host_class: Any = Host, learn: bool = True) -> Any:
                 cache[key] = get_fact(self, cls, *args, **kwargs)
             finally:
                 self.__dict__["_lpfleet_in_fact"] = False
-            # Only plain questions: one with its own login arguments (`_sudo=False`) is asked alone.
-            if learn and not args and not any(k.startswith("_") for k in kwargs) and _jsonable(kwargs):
-                asked.setdefault(self.name, []).append(
-                    {"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs, "auth": auth})
+        # Every question of this run, once, whether the batch answered it or not: the next
+        # run asks exactly these, so a question no role asks any more drops off the list.
+        # Only plain questions: one with its own login arguments (`_sudo=False`) is asked alone.
+        recorded = self.__dict__.setdefault("_lpfleet_recorded", set())
+        if learn and key not in recorded and not args and not any(k.startswith("_") for k in kwargs) \
+                and _jsonable(kwargs):
+            recorded.add(key)
+            asked.setdefault(self.name, []).append(
+                {"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs, "auth": auth})
         return cache[key]
 
     def forgetting(method: Any) -> Any:
@@ -130,9 +135,7 @@ def _save(asked: dict[str, list[dict[str, Any]]]) -> None:
         try:
             path = _list_path(host_name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Last time's questions and this time's, each once, in the order first asked.
-            merged = {json.dumps(q, sort_keys=True): q for q in [*_load(host_name), *questions]}
-            path.write_text(json.dumps(list(merged.values())[-500:]) + "\n")
+            path.write_text(json.dumps(questions[:500]) + "\n")
         except OSError as exc:
             log.debug("fact list for %s not saved: %s", host_name, exc)
 

@@ -9,6 +9,7 @@ dependency list or the target changes, the lpnode wheel is rebuilt only when nod
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -127,6 +128,13 @@ def build(python_version: str, arch: str) -> Wheelhouse:
         return _build_locked(python_version, arch)
 
 
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> bytes:
+    """sha256 of a file, once per process for each size and modification time: every
+    transcoder and orchestrator of a deploy asks for the same ~50 MB of wheels."""
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
 def _build_locked(python_version: str, arch: str) -> Wheelhouse:
     deps_key = hashlib.sha256(
         "\n".join([python_version, arch, *PLATFORMS[arch], *node_dependencies()]).encode()
@@ -154,7 +162,8 @@ def _build_locked(python_version: str, arch: str) -> Wheelhouse:
     )
     digest = hashlib.sha256(requirements.encode())
     for wheel in wheels:
-        digest.update(wheel.name.encode() + hashlib.sha256(wheel.read_bytes()).digest())
+        stat = wheel.stat()
+        digest.update(wheel.name.encode() + _file_sha256(str(wheel), stat.st_size, stat.st_mtime_ns))
     build_id = digest.hexdigest()[:20]
 
     out = CACHE_DIR / f"cp{python_version.replace('.', '')}-{arch}"

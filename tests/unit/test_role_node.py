@@ -15,7 +15,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from roles import node as node_module
 from roles import wheelhouse
-from roles._facts import DirectoryFiles, PythonVersion
+from roles._facts import DirectoryFiles, PythonVersion, record_sums_command
 from roles._ops import render
 from roles.node import config_flags, node
 from roles.node import NodeSettings
@@ -107,6 +107,7 @@ def test_wheelhouse_sync_uploads_only_what_differs_and_removes_the_rest(built):
         "chmod 644 /opt/lpnode/wheelhouse/lpnode-0.1.0-py3-none-any.whl",
         "chmod 644 /opt/lpnode/wheelhouse/requirements.txt",
         "rm -f /opt/lpnode/wheelhouse/av-17.0.0-cp311-abi3-manylinux_2_28_x86_64.whl",
+        record_sums_command("/opt/lpnode/wheelhouse"),
     ]
 
 
