@@ -104,5 +104,10 @@ def stop(log: Log) -> None:
 
 def apt_proxy_conf() -> str:
     """A lab host's apt configuration: every download through the cache."""
+    # The timeout and retries: apt-cacher-ng can leave a request unanswered when several hosts
+    # ask for the same index in the same second (its log: "Failure to move file ... out of the
+    # way ... File exists"); apt's default then waits forever, with them it asks again.
     return ("// written by lpfleet lab: packages come through the control machine's apt cache\n"
-            f'Acquire::http::Proxy "{proxy_url()}";\n')
+            f'Acquire::http::Proxy "{proxy_url()}";\n'
+            'Acquire::http::Timeout "20";\n'
+            'Acquire::Retries "3";\n')

@@ -165,9 +165,66 @@ def _add_lab(sub: argparse._SubParsersAction) -> None:
     cmd("restore", _cmd_lab_restore, "restore a cut link", host=True)
 
 
+def _cmd_chain_up(args: argparse.Namespace) -> int:
+    from lpfleet import chain
+
+    print(json.dumps(chain.up(host=args.host, port=args.port, block_time=args.block_time,
+                              round_length=args.round_length)))
+    return 0
+
+
+def _cmd_chain_down(args: argparse.Namespace) -> int:
+    from lpfleet import chain
+
+    stopped = chain.down(args.port)
+    print(f"chain on port {args.port}: {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
+def _cmd_chain_mine(args: argparse.Namespace) -> int:
+    from lpfleet import chain
+
+    print(f"block {chain.mine(args.blocks, args.port)}")
+    return 0
+
+
+def _cmd_chain_status(args: argparse.Namespace) -> int:
+    from lpfleet import chain
+
+    print(json.dumps(chain.description(args.port)))
+    return 0
+
+
+def _add_chain(sub: argparse._SubParsersAction) -> None:
+    from lpfleet import chain
+
+    p = sub.add_parser("chain", help="a local Livepeer chain (anvil + the protocol contracts)",
+                       description="A local Livepeer chain for tests and the lab: anvil from npm with "
+                                   "the project's protocol contracts (lpfleet/chain.py).")
+    chainsub = p.add_subparsers(dest="chain_command", metavar="COMMAND", required=True)
+
+    def cmd(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
+        c = chainsub.add_parser(name, help=help, description=help)
+        c.add_argument("--port", type=int, default=chain.DEFAULT_PORT, help="the RPC port (default %(default)s)")
+        c.set_defaults(func=fn)
+        return c
+
+    c = cmd("up", _cmd_chain_up, "start the chain (or find it running); the last line is its description (JSON)")
+    c.add_argument("--host", default="127.0.0.1", help="the address to listen on (default %(default)s)")
+    c.add_argument("--block-time", type=float, default=None, metavar="S",
+                   help="a block every S seconds (default: a block per transaction, and `mine`)")
+    c.add_argument("--round-length", type=int, default=chain.DEFAULT_ROUND_LENGTH, metavar="N",
+                   help="blocks per round (default %(default)s)")
+    cmd("down", _cmd_chain_down, "stop the chain")
+    c = cmd("mine", _cmd_chain_mine, "advance the chain by N blocks")
+    c.add_argument("blocks", type=int, metavar="N")
+    cmd("status", _cmd_chain_status, "the running chain's description (JSON)")
+
+
 #: Top-level command groups: name -> function adding its subparser.
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "lab": _add_lab,
+    "chain": _add_chain,
 }
 
 
@@ -187,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # LabError and friends: a message, not a traceback
         from lab.config import LabError
+        from lpfleet.chain import ChainError
 
-        if isinstance(e, LabError):
+        if isinstance(e, (LabError, ChainError)):
             print(f"lpfleet: {e}", file=sys.stderr)
             return 1
         raise
