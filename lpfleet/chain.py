@@ -134,8 +134,8 @@ def _wait_rpc(rpc_url: str, pid: int, log: Path, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            w3.eth.chain_id
-            return w3
+            if w3.eth.chain_id:
+                return w3
         except Exception:  # noqa: BLE001 - not listening yet
             try:
                 os.kill(pid, 0)
@@ -201,7 +201,8 @@ def _test_accounts(config_out: Path) -> list[dict[str, str]]:
     return [{"address": Account.from_key(k).address, "private_key": k} for k in keys]
 
 
-def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[str], round_length: int) -> dict[str, str]:
+def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[str],
+            round_length: int) -> dict[str, str]:
     def send(call: Any) -> Any:
         receipt = w3.eth.wait_for_transaction_receipt(call.transact({"from": owner}), timeout=60)
         if receipt["status"] != 1:

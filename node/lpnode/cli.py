@@ -11,11 +11,12 @@ import uvloop
 
 from lpnode import __version__
 from lpnode.config import FlagError, HelpRequested, VersionRequested, parse_node_flags
+from lpnode.eth.keystore import KeystoreError
 from lpnode.secret import SecretError
 from lpnode.server.listen import StartupError
 from lpnode.transcode.gpu import GpuPreflightError
 
-SUBCOMMANDS = ("test-stream", "check-config")
+SUBCOMMANDS = ("test-stream", "check-config", "chain")
 
 
 def _logging(verbosity: int) -> None:
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return teststream.main(argv[1:])
     if argv and argv[0] == "check-config":
         return check_config(argv[1:])
+    if argv and argv[0] == "chain":
+        from lpnode.eth import commands
+        return commands.main(argv[1:])
     try:
         cfg = parse_node_flags(argv, os.environ)
     except HelpRequested as exc:
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             # Transcoders stay on asyncio's own loop, which is what grpc.aio supports.
             return uvloop.run(run_node(cfg))
         return asyncio.run(run_node(cfg))
-    except (SecretError, GpuPreflightError, StartupError) as exc:
+    except (SecretError, GpuPreflightError, StartupError, KeystoreError) as exc:
         logging.getLogger("lpnode").error("%s", exc)
         return 1
 

@@ -41,6 +41,8 @@ TRANSCODER_CLI_PORT = 6935
 DEFAULT_MAX_SESSIONS = 10
 DEFAULT_ORCH_SECRET_GRACE = timedelta(minutes=10)
 DEFAULT_VERBOSITY = 3
+# go-livepeer's networks with a known Controller (cmd/livepeer/starter/starter.go).
+CONTROLLERS = {"arbitrum-one-mainnet": "0xD8E8328501E9645d16Cf49539efC04f734606ee4"}
 
 
 class FlagError(ValueError):
@@ -206,6 +208,26 @@ def _parse_nvidia(raw: str) -> str:
     return ",".join(ids)
 
 
+def _parse_eth_address(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"(0x)?[0-9a-fA-F]{40}", value):
+        raise ValueError("not an Ethereum address: 0x followed by 40 hex digits")
+    return "0x" + value.removeprefix("0x")
+
+
+def _parse_wei(raw: str) -> int:
+    value = _parse_int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more (wei)")
+    return value
+
+
+def _parse_optional_bool(raw: str) -> bool | None:
+    return _parse_bool(raw)
+
+
 def _optional_str(raw: str) -> str | None:
     return raw or None
 
@@ -256,7 +278,8 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("orchAddr", "host:port,...", "orch_addr", _parse_orch_addr, (), "", "Orchestrator/transcoder link",
           "Transcoder: comma-separated orchestrator addresses host[:port] (port 8935 if omitted)."),
     _Flag("network", "string", "network", str, "offchain", "offchain", "Network and addresses",
-          "Network to join. lpnode supports only 'offchain'."),
+          "Network to join: 'offchain', 'arbitrum-one-mainnet' (its Controller is known), or any "
+          "other name together with -ethController."),
     _Flag("serviceAddr", "host:port", "service_addr", _parse_service_addr, None, "", "Network and addresses",
           "Orchestrator: public host[:port] gateways use to reach this node, "
           "advertised as https://<serviceAddr>."),
@@ -288,6 +311,41 @@ _FLAGS: tuple[_Flag, ...] = (
           "Orchestrator: price in wei per -pixelsPerUnit pixels."),
     _Flag("pixelsPerUnit", "int", "pixels_per_unit", _parse_int, 1, "1", "Pricing",
           "Number of pixels that -pricePerUnit pays for; must be > 0."),
+    _Flag("ethUrl", "url", "eth_url", _optional_str, None, "", "On chain",
+          "JSON-RPC endpoint of the chain (Arbitrum One for the Livepeer network). Never logged "
+          "whole: it often carries a provider's API key.", secret=True),
+    _Flag("ethController", "address", "eth_controller", _parse_eth_address, None, "", "On chain",
+          "The protocol's Controller contract (default: the -network's own)."),
+    _Flag("ethKeystorePath", "path", "eth_keystore_path", _optional_str, None, "<dataDir>/keystore", "On chain",
+          "A geth v3 keystore directory, or one key file. lpnode never creates an account."),
+    _Flag("ethAcctAddr", "address", "eth_acct_addr", _parse_eth_address, None, "", "On chain",
+          "The account to use from the keystore (default: its only or first one)."),
+    _Flag("ethPassword", "path", "eth_password", _optional_str, None, "", "On chain",
+          "File holding the keystore password (mode 0600), or the password itself (with a warning: "
+          "it shows in `ps`).", secret=True),
+    _Flag("ethOrchAddr", "address", "eth_orch_addr", _parse_eth_address, None, "", "On chain",
+          "The orchestrator's address when it is not this node's account: reward is called for it "
+          "through LIP-118's rewardForTranscoder, with this account as its reward caller."),
+    _Flag("reward", "bool", "reward", _parse_optional_bool, None, "auto", "On chain",
+          "Call reward() once every round. Unset: on when the orchestrator is registered. Alone, "
+          "without -orchestrator or -transcoder: run only the reward service."),
+    _Flag("initializeRound", "bool", "initialize_round", _parse_bool, False, "false", "On chain",
+          "Initialize each round when nobody has, after a random delay."),
+    _Flag("initializeRoundMaxDelay", "duration", "initialize_round_max_delay", parse_duration,
+          timedelta(seconds=30), "30s", "On chain", "The longest of those random delays."),
+    _Flag("blockPollingInterval", "int", "block_polling_interval", _parse_int, 5, "5", "On chain",
+          "Seconds between looks at the chain."),
+    _Flag("maxGasPrice", "int", "max_gas_price", _parse_wei, 0, "0", "On chain",
+          "Most wei per gas a transaction may pay; above it nothing is sent (and lpnode tries again "
+          "later). 0: no limit."),
+    _Flag("minGasPrice", "int", "min_gas_price", _parse_wei, 0, "0", "On chain",
+          "Least wei per gas offered."),
+    _Flag("gasLimit", "int", "gas_limit", _parse_wei, 0, "0", "On chain",
+          "Gas limit of every transaction; 0 estimates each."),
+    _Flag("transactionTimeout", "duration", "transaction_timeout", parse_duration, timedelta(minutes=5), "5m",
+          "On chain", "How long to wait for a transaction to be mined before replacing it."),
+    _Flag("maxTransactionReplacements", "int", "max_transaction_replacements", _parse_int, 1, "1", "On chain",
+          "How many times a slow transaction is replaced with 11% higher fees."),
     _Flag("monitor", "bool", "monitor", _parse_bool, False, "false", "Metrics and logging",
           "Collect performance metrics (Prometheus, on -cliAddr /metrics)."),
     _Flag("v", "int", "verbosity", _parse_int, DEFAULT_VERBOSITY, "3", "Metrics and logging",
@@ -320,18 +378,16 @@ UNSUPPORTED_FLAGS: frozenset[str] = frozenset(
     ignoreMaxPriceIfNeeded minPerfScore discoveryTimeout gatewayHost gateway broadcaster
     transcodingOptions maxAttempts currentManifest netint testTranscoder hevcDecoding
     aiServiceRegistry aiWorker aiServerless useLiveRunners liveRunnerConfig liveRunnerProxyUrl
-    aiModels aiModelsDir aiRunnerImage aiVerboseLogs aiRunnerImageOverrides aiProcessingRetryTimeout
-    aiRunnerContainersPerGPU aiMinRunnerVersion mediaMTXApiPassword liveRunnerAddr
-    liveAITrickleHostForRunner liveAIAuthApiKey liveAIHeartbeatURL liveAIHeartbeatHeaders
-    liveAIHeartbeatInterval liveAIAuthWebhookUrl livePaymentInterval liveOutSegmentTimeout
-    liveAISaveNSegments liveAICapRefreshModels liveAICapReportInterval ethAcctAddr ethPassword
-    ethKeystorePath ethOrchAddr ethUrl transactionTimeout maxTransactionReplacements gasLimit
-    minGasPrice maxGasPrice ethController initializeRound initializeRoundMaxDelay ticketEV
-    maxFaceValue maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
-    pricePerGateway pricePerBroadcaster blockPollingInterval redeemer redeemerAddr reward
-    metricsPerStream metricsClientIP metadataQueueUri metadataAmqpExchange metadataPublishTimeout
-    objectStore recordStore FVfailGsbucket FVfailGskey authWebhookUrl startupAvailabilityCheck
-    remoteSigner remoteSignerUrl remoteSignerHeaders remoteSignerWebhookUrl remoteSignerWebhookHeaders
+    aiModels aiModelsDir aiRunnerImage aiVerboseLogs aiRunnerImageOverrides
+    aiProcessingRetryTimeout aiRunnerContainersPerGPU aiMinRunnerVersion mediaMTXApiPassword
+    liveRunnerAddr liveAITrickleHostForRunner liveAIAuthApiKey liveAIHeartbeatURL
+    liveAIHeartbeatHeaders liveAIHeartbeatInterval liveAIAuthWebhookUrl livePaymentInterval
+    liveOutSegmentTimeout liveAISaveNSegments liveAICapRefreshModels liveAICapReportInterval
+    ticketEV maxFaceValue maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
+    pricePerGateway pricePerBroadcaster redeemer redeemerAddr metricsPerStream metricsClientIP
+    metadataQueueUri metadataAmqpExchange metadataPublishTimeout objectStore recordStore
+    FVfailGsbucket FVfailGskey authWebhookUrl startupAvailabilityCheck remoteSigner
+    remoteSignerUrl remoteSignerHeaders remoteSignerWebhookUrl remoteSignerWebhookHeaders
     remoteSignerAllowNoAuth remoteDiscovery kafkaBootstrapServers kafkaUser kafkaPassword
     kafkaGatewayTopic
     """.split()
@@ -360,7 +416,7 @@ def _unsupported(name: str) -> FlagError:
     if name in _GATEWAY_FLAGS:
         why = "lpnode runs only an orchestrator and/or transcoder; use go-livepeer for a gateway"
     elif name in _ONCHAIN_FLAGS:
-        why = "lpnode runs off-chain only, with -network offchain"
+        why = "lpnode's on-chain support covers the account, transactions and reward so far; payments come later"
     elif name.lower().startswith(("ai", "live", "mediamtx", "useliverunners")):
         why = "lpnode has no AI or live-video pipelines"
     else:
@@ -421,6 +477,21 @@ class NodeConfig:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     config_file: str | None = None
+    eth_url: str | None = field(default=None, repr=False)
+    eth_controller: str | None = None
+    eth_keystore_path: str | None = None
+    eth_acct_addr: str | None = None
+    eth_password: str | None = field(default=None, repr=False)
+    eth_orch_addr: str | None = None
+    reward: bool | None = None  # None: on when the orchestrator is registered
+    initialize_round: bool = False
+    initialize_round_max_delay: timedelta = timedelta(seconds=30)
+    block_polling_interval: int = 5
+    max_gas_price: int = 0
+    min_gas_price: int = 0
+    gas_limit: int = 0
+    transaction_timeout: timedelta = timedelta(minutes=5)
+    max_transaction_replacements: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "orch_addr", tuple(self.orch_addr))
@@ -430,10 +501,30 @@ class NodeConfig:
 
     @property
     def role(self) -> str:
-        """'orchestrator', 'transcoder' or 'orchestrator+transcoder'."""
+        """'orchestrator', 'transcoder', 'orchestrator+transcoder' or 'reward'."""
         if self.orchestrator and self.transcoder:
             return "orchestrator+transcoder"
+        if self.reward_only:
+            return "reward"
         return "orchestrator" if self.orchestrator else "transcoder"
+
+    @property
+    def on_chain(self) -> bool:
+        return self.network != "offchain"
+
+    @property
+    def reward_only(self) -> bool:
+        """-reward with no other role: the reward service alone (the reward host)."""
+        return bool(self.reward) and not (self.orchestrator or self.transcoder)
+
+    @property
+    def controller(self) -> str | None:
+        """The Controller address: -ethController, or the -network's own."""
+        return self.eth_controller or CONTROLLERS.get(self.network)
+
+    @property
+    def keystore_path(self) -> str:
+        return self.eth_keystore_path or os.path.join(self.datadir, "keystore")
 
     @property
     def service_uri(self) -> str | None:
@@ -443,7 +534,7 @@ class NodeConfig:
         return self.service_addr if address.has_scheme(self.service_addr) else f"https://{self.service_addr}"
 
     def _resolved_cli_addr(self) -> str:
-        port = ORCHESTRATOR_CLI_PORT if self.orchestrator else TRANSCODER_CLI_PORT
+        port = ORCHESTRATOR_CLI_PORT if self.orchestrator or self.reward_only else TRANSCODER_CLI_PORT
         return _default_addr(self.cli_addr, "127.0.0.1", port)
 
     def _resolved_http_addr(self) -> str | None:
@@ -458,15 +549,11 @@ class NodeConfig:
         return _default_addr(self.http_addr or "", "0.0.0.0", int(port))
 
     def _validate(self) -> None:
-        if self.network != "offchain":
+        self._validate_chain()
+        if not (self.orchestrator or self.transcoder or self.reward_only):
             raise FlagError(
-                f"-network {self.network!r}: on-chain networks are not supported by lpnode yet; "
-                "use -network offchain (the default)"
-            )
-        if not (self.orchestrator or self.transcoder):
-            raise FlagError(
-                "no role given: pass -orchestrator, -transcoder, or both "
-                "(lpnode does not run a gateway, AI worker, redeemer or reward service)"
+                "no role given: pass -orchestrator, -transcoder, or both, or -reward alone for the "
+                "reward service (lpnode does not run a gateway, AI worker or redeemer)"
             )
         if self.transcoder and not self.orchestrator:
             if not self.orch_addr:
@@ -511,6 +598,38 @@ class NodeConfig:
             raise FlagError(
                 f"{given} needs {missing} too: give both the certificate and its private key, or neither"
             )
+
+
+    def _validate_chain(self) -> None:
+        chain_flags = [FIELD_TO_FLAG[f] for f in ("eth_url", "eth_controller", "eth_keystore_path",
+                                                  "eth_acct_addr", "eth_password", "eth_orch_addr")
+                       if getattr(self, f)]
+        if self.reward:
+            chain_flags.append("reward")
+        if self.initialize_round:
+            chain_flags.append("initializeRound")
+        if not self.on_chain:
+            if chain_flags:
+                raise FlagError(f"-{chain_flags[0]} needs an on-chain -network (e.g. -network "
+                                "arbitrum-one-mainnet, with -ethUrl); with -network offchain there is no chain")
+            return
+        if not self.controller:
+            raise FlagError(f"-network {self.network!r} has no known Controller: give its address with "
+                            f"-ethController (known networks: offchain, {', '.join(CONTROLLERS)})")
+        if not self.eth_url:
+            raise FlagError("Need to specify an Ethereum node JSON-RPC URL using -ethUrl "
+                            f"(-network {self.network} is on chain)")
+        if self.transcoder and not self.orchestrator:
+            raise FlagError("a remote transcoder holds no chain account: drop -network and the -eth* flags "
+                            "(its orchestrator is the one on chain)")
+        if self.block_polling_interval < 1:
+            raise FlagError(f"-blockPollingInterval must be at least 1 second (got {self.block_polling_interval})")
+        if self.max_transaction_replacements < 0:
+            raise FlagError("-maxTransactionReplacements must be 0 or more")
+        if self.transaction_timeout <= timedelta(0):
+            raise FlagError("-transactionTimeout must be positive, e.g. 5m")
+        if self.max_gas_price and self.min_gas_price > self.max_gas_price:
+            raise FlagError(f"-minGasPrice {self.min_gas_price} is above -maxGasPrice {self.max_gas_price}")
 
 
 def default_datadir(environ: Mapping[str, str], network: str) -> str:
@@ -667,7 +786,7 @@ def parse_node_flags(argv: Sequence[str], environ: Mapping[str, str]) -> NodeCon
     datadir = str(kwargs["datadir"])
     kwargs["datadir"] = _expand_home(datadir, environ) if datadir else default_datadir(environ, network)
     for path_field in ("admin_token_file", "tls_cert_file", "tls_key_file", "config_file",
-                       "orch_cert"):
+                       "orch_cert", "eth_keystore_path"):
         if isinstance(kwargs[path_field], str):
             kwargs[path_field] = _expand_home(str(kwargs[path_field]), environ)
     return NodeConfig(**kwargs)  # type: ignore[arg-type]  # each value checked by its flag's parser
@@ -704,6 +823,6 @@ def usage() -> str:
         "  -h, -help",
         "        Print this help and exit.",
         "",
-        "Other go-livepeer flags (-ethUrl, -gateway, -aiModels, ...) are not supported yet.",
+        "Other go-livepeer flags (-ticketEV, -gateway, -aiModels, ...) are not supported yet.",
     ]
     return "\n".join(lines) + "\n"

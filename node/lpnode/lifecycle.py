@@ -27,8 +27,10 @@ RENDITION_PICKUP_S = 5.0
 class OrchestratorLifecycle:
     def __init__(self, orch: Orchestrator, role: str, secret: SharedSecret | None = None,
                  read_secret: Callable[[], str] | None = None,
-                 grace: timedelta = timedelta(0)) -> None:
+                 grace: timedelta = timedelta(0),
+                 chain_status: Callable[[], dict[str, Any]] | None = None) -> None:
         self.orch = orch
+        self._chain_status = chain_status
         self._role = role
         self._secret = secret
         self._read_secret = read_secret
@@ -47,7 +49,8 @@ class OrchestratorLifecycle:
                                  "penalised": w.penalised,
                                  "connectedSince": round(w.connected_at, 3),
                                  "connectedSeconds": round(now - w.connected_at, 1)}
-                                for w in orch.pool.snapshot()]}
+                                for w in orch.pool.snapshot()],
+                **({"chain": self._chain_status()} if self._chain_status else {})}
 
     async def reload(self) -> dict[str, Any]:
         """Re-read the orchSecret: a new one becomes current, the old one is accepted for the

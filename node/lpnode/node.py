@@ -21,6 +21,11 @@ from lpnode.core.auth import AuthTokens, load_or_create_key
 from lpnode.core.credentials import SharedSecret
 from lpnode.core.local import LocalTranscoder
 from lpnode.core.orchestrator import Orchestrator, Price
+from lpnode.eth.client import Chain
+from lpnode.eth.keystore import parse_address, unlock
+from lpnode.eth.metrics import ChainMetrics
+from lpnode.eth.reward import RewardService, RewardSettings
+from lpnode.eth.tx import GasPolicy, TxSender
 from lpnode.lifecycle import OrchestratorLifecycle, TranscoderLifecycle, log_failure
 from lpnode.monitor import NodeMetrics
 from lpnode.net.address import join, split_host_port
@@ -107,6 +112,42 @@ class Running:
     close: Callable[[], None] | None = None
 
 
+def _reward_service(cfg: NodeConfig, metrics: NodeMetrics) -> RewardService | None:
+    """The reward service of an on-chain node: None off chain or with -reward=false. Unlocks the
+    account now, so a wrong password or keystore stops the start (KeystoreError)."""
+    if not cfg.on_chain or cfg.reward is False:
+        return None
+    assert cfg.eth_url is not None and cfg.controller is not None  # checked by NodeConfig
+    account = unlock(cfg.keystore_path, cfg.eth_acct_addr and parse_address(cfg.eth_acct_addr, "-ethAcctAddr"),
+                     cfg.eth_password)
+    chain = Chain(cfg.eth_url, cfg.controller, cfg.datadir)
+    sender = TxSender(chain, account, cfg.datadir, GasPolicy(
+        max_gas_price=cfg.max_gas_price, min_gas_price=cfg.min_gas_price, gas_limit=cfg.gas_limit,
+        timeout_s=cfg.transaction_timeout.total_seconds(), max_replacements=cfg.max_transaction_replacements))
+    orchestrator = parse_address(cfg.eth_orch_addr, "-ethOrchAddr") if cfg.eth_orch_addr else account.address
+    settings = RewardSettings(orchestrator=orchestrator, initialize_round=cfg.initialize_round,
+                              initialize_round_max_delay_s=cfg.initialize_round_max_delay.total_seconds(),
+                              poll_interval_s=float(cfg.block_polling_interval),
+                              only_if_registered=cfg.reward is None)
+    log.info("account %s unlocked (key file %s)", account.address, account.key_file)
+    return RewardService(chain, sender, account, settings, ChainMetrics(metrics.registry, metrics.node_type))
+
+
+def _reward_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
+    """-reward alone: the reward service and its admin listener (/status, /metrics)."""
+    metrics = NodeMetrics("reward")
+    admin_sock = bind(cfg.cli_addr, "-cliAddr")
+    admin_addr = bound_address(admin_sock)
+    service = _reward_service(cfg, metrics)
+    assert service is not None
+    admin = AdminApp(lambda: {"version": __version__, "role": cfg.role, "chain": service.status()},
+                     metrics.registry if cfg.monitor else None, token=_admin_token(cfg), refused=metrics.refused)
+    log.info("reward service %s for %s, admin on %s", __version__, service.settings.orchestrator, admin_addr)
+    return Running(servers={f"admin listener {admin_addr}": serve(admin, _hypercorn(admin_sock),
+                                                                  shutdown_trigger=stop.wait)},
+                   loops={"reward service": service.run()})
+
+
 def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> Running:
     metrics = NodeMetrics("orch")
     listen_sock = bind(cfg.http_addr or "0.0.0.0:8935", "-httpAddr")
@@ -135,7 +176,9 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
         orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, gpus=[g.index for g in gpus]))
         if gpus:
             metrics.watch_gpus(gpus)
-    life = OrchestratorLifecycle(orch, cfg.role, secret, read_secret, cfg.orch_secret_grace)
+    reward = _reward_service(cfg, metrics)
+    life = OrchestratorLifecycle(orch, cfg.role, secret, read_secret, cfg.orch_secret_grace,
+                                 chain_status=reward.status if reward else None)
     admin = AdminApp(life.status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
                      actions={"drain": life.drain, "reload": life.reload}, refused=metrics.refused)
     # Tests and scripts that ask for port 0 read the ports from this line.
@@ -146,8 +189,8 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
                                                      shutdown_trigger=stop.wait),
                  f"admin listener {admin_addr}": serve(admin, _hypercorn(admin_sock),
                                                        shutdown_trigger=stop.wait)},
-        loops={"housekeeping": orch.housekeeping()}, drain=life.stop_drain, reload=life.reload,
-        close=life.close)
+        loops={"housekeeping": orch.housekeeping(), **({"reward service": reward.run()} if reward else {})},
+        drain=life.stop_drain, reload=life.reload, close=life.close)
 
 
 def _trust(cfg: NodeConfig) -> Trust:
@@ -208,7 +251,10 @@ async def run_node(cfg: NodeConfig) -> int:
         log.warning("%s", warning)
     stop, terminate = asyncio.Event(), asyncio.Event()
     closing.install()
-    node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, gpus)
+    if cfg.reward_only:
+        node = _reward_node(cfg, stop)
+    else:
+        node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, gpus)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

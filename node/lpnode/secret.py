@@ -41,22 +41,22 @@ def _is_plainly_path(value: str) -> bool:
     return value.startswith(("/", "~", "."))
 
 
-def _describe(path: str) -> str:
+def _describe(path: str, flag: str) -> str:
     if _is_plainly_path(path):
-        return f"-orchSecret file {path!r}"
+        return f"{flag} file {path!r}"
     return (
-        "the -orchSecret file (its name is not repeated in case it is the secret itself; "
+        f"the {flag} file (its name is not repeated in case it is the secret itself; "
         "a secret containing '/' must be put in a file)"
     )
 
 
-def read_secret_file(path: str) -> str:
-    """Read and check a secret file; used at startup and again on SIGHUP.
+def read_secret_file(path: str, flag: str = "-orchSecret") -> str:
+    """Read and check the secret file given to ``flag``; used at startup and again on SIGHUP.
 
     Leading and trailing whitespace is dropped (as go-livepeer does), so a
     trailing newline is fine.
     """
-    where = _describe(path)
+    where = _describe(path, flag)
     full = os.path.expanduser(path)
     try:
         # O_NONBLOCK: opening a FIFO by mistake must fail the checks below, not hang startup.
@@ -93,7 +93,7 @@ def read_secret_file(path: str) -> str:
     if len(data) > _MAX_SECRET_FILE_BYTES:
         raise SecretError(
             f"{where} is larger than {_MAX_SECRET_FILE_BYTES} bytes, too big for a secret; "
-            "check that -orchSecret names the right file"
+            f"check that {flag} names the right file"
         )
     try:
         secret = data.decode("utf-8").strip()
@@ -106,17 +106,23 @@ def read_secret_file(path: str) -> str:
 
 def load_orch_secret(value: str, *, log: logging.Logger) -> str:
     """Turn the raw -orchSecret value into the secret itself."""
+    return load_secret(value, "-orchSecret", log=log)
+
+
+def load_secret(value: str, flag: str, *, log: logging.Logger) -> str:
+    """Turn the raw value of a secret flag (-orchSecret, -ethPassword) into the secret itself:
+    the file it names, or, with a warning, the value."""
     if not value.strip():
-        raise SecretError("-orchSecret is empty: give the path of a file holding the secret")
+        raise SecretError(f"{flag} is empty: give the path of a file holding the secret")
     # A bare name that is an existing file is read as one, as go-livepeer does; using the
     # file's name as the secret would only fail later, at authentication.
     if looks_like_path(value) or os.path.lexists(value):
-        secret = read_secret_file(value)
-        log.info("orchSecret loaded from %s", value if _is_plainly_path(value) else "its file")
+        secret = read_secret_file(value, flag)
+        log.info("%s loaded from %s", flag.lstrip("-"), value if _is_plainly_path(value) else "its file")
         return secret
     log.warning(
-        "-orchSecret holds the secret itself, not a file path: on the command line it is visible "
+        "%s holds the secret itself, not a file path: on the command line it is visible "
         "to every local user in `ps` and /proc; put it in a file owned by the service user with "
-        "mode 0600 and pass -orchSecret /path/to/file"
+        "mode 0600 and pass %s /path/to/file", flag, flag
     )
     return value

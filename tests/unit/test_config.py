@@ -118,7 +118,7 @@ def test_unknown_flag_error_does_not_echo_its_value() -> None:
     assert "hunter2" not in error("-orchsecret=hunter2")
 
 
-@pytest.mark.parametrize("name", ["ethUrl", "reward", "redeemer", "gateway", "broadcaster", "aiModels", "rtmpAddr"])
+@pytest.mark.parametrize("name", ["ticketEV", "redeemerAddr", "redeemer", "gateway", "broadcaster", "aiModels", "rtmpAddr"])
 def test_go_livepeer_flags_lpnode_lacks_are_not_supported_yet(name: str) -> None:
     message = error(*ORCH, f"-{name}=x")
     assert f"-{name} is not supported by lpnode yet" in message
@@ -126,7 +126,8 @@ def test_go_livepeer_flags_lpnode_lacks_are_not_supported_yet(name: str) -> None
 
 
 def test_unsupported_list_covers_go_livepeer_flags() -> None:
-    assert {"ethUrl", "ethPassword", "aiWorker", "gateway", "nodes", "netint", "j"} <= UNSUPPORTED_FLAGS
+    assert {"ticketEV", "redeemer", "aiWorker", "gateway", "nodes", "netint", "j"} <= UNSUPPORTED_FLAGS
+    assert not {"ethUrl", "ethPassword", "reward"} & UNSUPPORTED_FLAGS
     assert not UNSUPPORTED_FLAGS & set(FLAG_TO_FIELD)
 
 
@@ -198,8 +199,8 @@ def test_bad_environment_value_names_variable_and_flag() -> None:
 
 
 def test_environment_variable_for_unsupported_flag_is_an_error() -> None:
-    message = error(*ORCH, env={"LP_ETHURL": "http://eth"})
-    assert "LP_ETHURL" in message and "-ethUrl" in message and "unset it" in message
+    message = error(*ORCH, env={"LP_TICKETEV": "1"})
+    assert "LP_TICKETEV" in message and "-ticketEV" in message and "unset it" in message
 
 
 def test_unrelated_lp_variables_are_ignored() -> None:
@@ -263,8 +264,8 @@ def test_config_file_unknown_flag_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_config_file_unsupported_flag(tmp_path: Path) -> None:
-    message = error(*ORCH, "-config", write(tmp_path, "\nethUrl http://eth\n"))
-    assert ":2: -ethUrl is not supported by lpnode yet" in message
+    message = error(*ORCH, "-config", write(tmp_path, "\nticketEV 1\n"))
+    assert ":2: -ticketEV is not supported by lpnode yet" in message
 
 
 def test_config_file_bad_value_names_file_line_and_flag(tmp_path: Path) -> None:
@@ -409,9 +410,45 @@ def test_pixels_per_unit_must_be_positive() -> None:
     assert "-pixelsPerUnit must be greater than 0" in error(*ORCH, "-pixelsPerUnit", "0")
 
 
-def test_on_chain_network_rejected() -> None:
+def test_on_chain_network_needs_an_eth_url() -> None:
     message = error(*ORCH, "-network", "arbitrum-one-mainnet")
-    assert "-network" in message and "on-chain networks are not supported" in message and "offchain" in message
+    assert "-ethUrl" in message and "arbitrum-one-mainnet" in message
+
+
+def test_an_unknown_network_needs_its_controller() -> None:
+    message = error(*ORCH, "-network", "devnet", "-ethUrl", "http://127.0.0.1:8545")
+    assert "-ethController" in message and "devnet" in message
+
+
+def test_chain_flags_without_a_chain_say_so() -> None:
+    message = error(*ORCH, "-ethUrl", "http://127.0.0.1:8545")
+    assert "-ethUrl needs an on-chain -network" in message
+
+
+def test_arbitrum_uses_its_controller_and_datadir_keystore() -> None:
+    cfg = parse(*ORCH, "-network", "arbitrum-one-mainnet", "-ethUrl", "https://arb1.example/KEY",
+                "-dataDir", "/var/lib/lpnode")
+    assert cfg.controller == "0xD8E8328501E9645d16Cf49539efC04f734606ee4"
+    assert cfg.keystore_path == "/var/lib/lpnode/keystore" and cfg.reward is None
+    assert "KEY" not in repr(cfg)
+
+
+def test_reward_alone_is_the_reward_service() -> None:
+    cfg = parse("-reward", "-network", "devnet", "-ethController", "0x" + "ab" * 20,
+                "-ethUrl", "http://127.0.0.1:8545", "-ethOrchAddr", "0x" + "cd" * 20)
+    assert cfg.role == "reward" and cfg.reward_only and cfg.cli_addr == "127.0.0.1:7935"
+    assert cfg.eth_orch_addr == "0x" + "cd" * 20
+
+
+def test_a_remote_transcoder_holds_no_chain_account() -> None:
+    message = error("-transcoder", "-orchAddr", "o:8935", "-orchSecret", "s", "-network", "arbitrum-one-mainnet",
+                    "-ethUrl", "http://127.0.0.1:8545")
+    assert "remote transcoder holds no chain account" in message
+
+
+def test_a_bad_address_names_the_flag() -> None:
+    message = error(*ORCH, "-ethOrchAddr", "0x1234")
+    assert "-ethOrchAddr" in message and "not an Ethereum address" in message
 
 
 def test_orch_secret_grace() -> None:

@@ -1,0 +1,153 @@
+"""`lpnode chain ...`: an operator's one-time steps and a look at the chain, with the node's own
+flags (go-livepeer needs its interactive livepeer_cli for these).
+
+    lpnode chain status   [node flags]
+    lpnode chain register --stake LPT --rewardCut PCT --feeShare PCT --serviceURI URI [node flags]
+    lpnode chain set-reward-caller ADDRESS [node flags]
+
+Node flags are lpnode's (-network, -ethUrl, -ethController, -ethKeystorePath, -ethAcctAddr,
+-ethPassword, -ethOrchAddr, -dataDir, -config). Amounts of LPT are in LPT (decimals allowed);
+percentages in percent (go-livepeer's livepeer_cli asks the same way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from lpnode.config import FlagError, NodeConfig, parse_node_flags
+from lpnode.eth.client import Chain, ChainConfigError
+from lpnode.eth.keystore import KeystoreError, NodeAccount, parse_address, unlock
+from lpnode.eth.tx import GasPolicy, GasPriceTooHigh, TxReverted, TxSender, TxTimeout
+
+PERC_DIVISOR = 1_000_000
+WEI = 10**18
+
+
+def _lpt(raw: str) -> int:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an amount of LPT") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the stake must be more than 0 LPT")
+    return int(value * WEI)
+
+
+def _percent(raw: str) -> int:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a percentage") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("a percentage from 0 to 100")
+    return int(value * PERC_DIVISOR / 100)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lpnode chain", allow_abbrev=False,
+                                description="On-chain steps and status; node flags (-ethUrl, ...) as lpnode's.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("status", help="round, registration, stake, reward and balances as JSON", allow_abbrev=False)
+    r = sub.add_parser("register", help="approve, bond, transcoder, setServiceURI", allow_abbrev=False)
+    r.add_argument("--stake", type=_lpt, required=True, help="LPT to bond to this account")
+    r.add_argument("--rewardCut", type=_percent, required=True, help="percent of rewards kept")
+    r.add_argument("--feeShare", type=_percent, required=True, help="percent of fees shared with delegators")
+    r.add_argument("--serviceURI", required=True, help="the URI gateways reach this orchestrator at")
+    c = sub.add_parser("set-reward-caller", help="LIP-118: let ADDRESS call reward for this account",
+                       allow_abbrev=False)
+    c.add_argument("address", help="the reward caller's address (0x0000... to remove it)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args, node_flags = _parser().parse_known_args(argv)
+    try:
+        cfg = parse_node_flags([*node_flags, "-reward"], {})
+        if not cfg.on_chain:
+            raise FlagError("give the chain: -network and -ethUrl (and -ethController off Arbitrum One)")
+        return asyncio.run(_run(args, cfg))
+    except (FlagError, KeystoreError, ChainConfigError, TxReverted, GasPriceTooHigh, TxTimeout) as exc:
+        print(f"lpnode chain: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, FlagError) else 1
+
+
+async def _run(args: argparse.Namespace, cfg: NodeConfig) -> int:
+    assert cfg.eth_url and cfg.controller
+    chain = Chain(cfg.eth_url, cfg.controller, cfg.datadir)
+    contracts = await chain.connect()
+    if args.command == "status":
+        account = None
+        if cfg.eth_orch_addr:
+            address = parse_address(cfg.eth_orch_addr, "-ethOrchAddr")
+        else:
+            account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
+            address = account.address
+        print(json.dumps(await status(chain, address), indent=1))
+        return 0
+    account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
+    sender = TxSender(chain, account, cfg.datadir, GasPolicy(
+        max_gas_price=cfg.max_gas_price, min_gas_price=cfg.min_gas_price, gas_limit=cfg.gas_limit,
+        timeout_s=cfg.transaction_timeout.total_seconds(), max_replacements=cfg.max_transaction_replacements))
+    if args.command == "register":
+        await register(sender, contracts, account, args.stake, args.rewardCut, args.feeShare, args.serviceURI)
+    else:
+        caller = parse_address(args.address, "set-reward-caller")
+        await sender.send(f"setRewardCaller:{caller}", contracts.bonding_manager.functions.setRewardCaller(caller),
+                          f"setRewardCaller {caller}")
+        print(f"{caller} may now call reward for {account.address} (rewardForTranscoder)")
+    return 0
+
+
+async def register(sender: TxSender, contracts: Any, account: NodeAccount, stake: int, reward_cut: int,
+                   fee_share: int, service_uri: str) -> None:
+    """The steps go-livepeer's livepeer_cli walks through, each waited for: approve the stake,
+    bond it to the account itself, become a transcoder, publish the service URI. A transcoder
+    joins the active set from the next round."""
+    bonding, token = contracts.bonding_manager, contracts.token
+    balance = await token.functions.balanceOf(account.address).call()
+    if balance < stake:
+        raise TxReverted("register", f"{account.address} holds {balance / WEI} LPT, less than the stake "
+                                     f"{stake / WEI} LPT")
+    steps = [
+        ("approve", token.functions.approve(bonding.address, stake), f"approve {stake / WEI} LPT for bonding"),
+        ("bond", bonding.functions.bond(stake, account.address), f"bond {stake / WEI} LPT to {account.address}"),
+        ("transcoder", bonding.functions.transcoder(reward_cut, fee_share),
+         f"transcoder(rewardCut {reward_cut / PERC_DIVISOR:.2%}, feeShare {fee_share / PERC_DIVISOR:.2%})"),
+        ("serviceURI", contracts.service_registry.functions.setServiceURI(service_uri),
+         f"setServiceURI {service_uri}"),
+    ]
+    for key, call, what in steps:
+        await sender.send(f"register:{key}:{account.address}", call, what)
+        print(f"done: {what}")
+
+
+async def status(chain: Chain, address: str) -> dict[str, Any]:
+    """What an operator checks: the round, the orchestrator's registration, stake and reward."""
+    c = chain.contracts
+    assert c is not None
+    rounds, bonding = c.rounds_manager.functions, c.bonding_manager.functions
+    t = await bonding.getTranscoder(address).call()
+    return {
+        "chainId": chain.chain_id,
+        "block": await rounds.blockNum().call(),
+        "round": await rounds.currentRound().call(),
+        "roundInitialized": await rounds.currentRoundInitialized().call(),
+        "roundLocked": await rounds.currentRoundLocked().call(),
+        "orchestrator": address,
+        "registered": await bonding.transcoderStatus(address).call() == 1,
+        "active": await bonding.isActiveTranscoder(address).call(),
+        "stakeWei": await bonding.transcoderTotalStake(address).call(),
+        "rewardCutPercent": t[1] * 100 / PERC_DIVISOR,
+        "feeSharePercent": t[2] * 100 / PERC_DIVISOR,
+        "lastRewardRound": t[0],
+        "activationRound": t[4],
+        "rewardCaller": await bonding.transcoderToRewardCaller(address).call(),
+        "serviceURI": await c.service_registry.functions.getServiceURI(address).call(),
+        "ethBalanceWei": await chain.w3.eth.get_balance(parse_address(address, "address")),
+        "lptBalanceWei": await c.token.functions.balanceOf(address).call(),
+    }
