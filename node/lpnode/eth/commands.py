@@ -121,7 +121,16 @@ async def register(sender: TxSender, contracts: Any, account: NodeAccount, stake
         ("serviceURI", contracts.service_registry.functions.setServiceURI(service_uri),
          f"setServiceURI {service_uri}"),
     ]
+    rounds = contracts.rounds_manager.functions
     for key, call, what in steps:
+        if key in ("bond", "transcoder") and not await rounds.currentRoundInitialized().call():
+            # Bonding needs an initialized round; anyone may initialize it.
+            current = await rounds.currentRound().call()
+            await sender.send(f"initializeRound:{current}", rounds.initializeRound(), f"initializeRound {current}")
+            print(f"done: initializeRound {current} (bonding needs an initialized round)")
+        if key == "transcoder" and await rounds.currentRoundLocked().call():
+            raise TxReverted(what, "the round is locked (its last 10%): run register again in the next round; "
+                                   "the steps already done are not repeated")
         await sender.send(f"register:{key}:{account.address}", call, what)
         print(f"done: {what}")
 
