@@ -93,3 +93,21 @@ def test_protocol_semantics(tmp_path: Path) -> None:
             bonding.reward().call(sender)
     finally:
         chain.close()
+
+
+def test_register_twice_bonds_once(tmp_path: Path) -> None:
+    chain = LocalChain(tmp_path)
+    try:
+        orch = chain.register(1)
+        again = chain.lpnode_chain("register", "--stake", "1000", "--rewardCut", "10", "--feeShare", "50",
+                                   "--serviceURI", "https://127.0.0.1:8936", index=1)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.count("already on chain") == 4
+        assert chain.bonding.functions.transcoderTotalStake(orch).call() == 1000 * 10**18
+        status = chain.lpnode_chain("status", index=1)
+        assert status.returncode == 0, status.stderr
+        shown = json.loads(status.stdout)
+        assert shown["registered"] and shown["serviceURI"] == "https://127.0.0.1:8936"
+        assert shown["rewardCutPercent"] == 10 and shown["feeSharePercent"] == 50
+    finally:
+        chain.close()

@@ -121,8 +121,21 @@ async def register(sender: TxSender, contracts: Any, account: NodeAccount, stake
         ("serviceURI", contracts.service_registry.functions.setServiceURI(service_uri),
          f"setServiceURI {service_uri}"),
     ]
+    # A re-run after a failure repeats none of the steps already on chain.
+    done = set()
+    if await bonding.functions.transcoderStatus(account.address).call() == 1:
+        done |= {"approve", "bond"}
+        t = await bonding.functions.getTranscoder(account.address).call()
+        if (t[1], t[2]) == (reward_cut, fee_share) and await bonding.functions.getFirstTranscoderInPool().call() != \
+                "0x" + "00" * 20 and t[4] != 0:
+            done.add("transcoder")
+    if await contracts.service_registry.functions.getServiceURI(account.address).call() == service_uri:
+        done.add("serviceURI")
     rounds = contracts.rounds_manager.functions
     for key, call, what in steps:
+        if key in done:
+            print(f"already on chain: {what}")
+            continue
         if key in ("bond", "transcoder") and not await rounds.currentRoundInitialized().call():
             # Bonding needs an initialized round; anyone may initialize it.
             current = await rounds.currentRound().call()
