@@ -60,13 +60,6 @@ def tool(name: str) -> Path:
     return path
 
 
-def contract_id(name: str) -> bytes:
-    """The Controller's key for ``name``: keccak256 of its bytes."""
-    from eth_utils import keccak
-
-    return keccak(text=name)
-
-
 @dataclass(frozen=True)
 class Artifact:
     abi: list[dict[str, Any]]
@@ -213,6 +206,8 @@ def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[s
         a = artifacts[name]
         receipt = send(w3.eth.contract(abi=a.abi, bytecode=a.bytecode).constructor(*args))
         return w3.eth.contract(address=receipt["contractAddress"], abi=a.abi)
+
+    from lpnode.eth.client import contract_id
 
     controller = deploy("Controller")
     contracts = {

@@ -118,19 +118,17 @@ def _reward_service(cfg: NodeConfig, metrics: NodeMetrics) -> RewardService | No
     if not cfg.on_chain or cfg.reward is False:
         return None
     assert cfg.eth_url is not None and cfg.controller is not None  # checked by NodeConfig
-    account = unlock(cfg.keystore_path, cfg.eth_acct_addr and parse_address(cfg.eth_acct_addr, "-ethAcctAddr"),
-                     cfg.eth_password)
+    account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
     chain = Chain(cfg.eth_url, cfg.controller, cfg.datadir)
-    sender = TxSender(chain, account, cfg.datadir, GasPolicy(
-        max_gas_price=cfg.max_gas_price, min_gas_price=cfg.min_gas_price, gas_limit=cfg.gas_limit,
-        timeout_s=cfg.transaction_timeout.total_seconds(), max_replacements=cfg.max_transaction_replacements))
+    chain_metrics = ChainMetrics(metrics.registry, metrics.node_type)
+    sender = TxSender(chain, account, cfg.datadir, GasPolicy.from_config(cfg), gas_spent=chain_metrics.gas_spent.inc)
     orchestrator = parse_address(cfg.eth_orch_addr, "-ethOrchAddr") if cfg.eth_orch_addr else account.address
     settings = RewardSettings(orchestrator=orchestrator, initialize_round=cfg.initialize_round,
                               initialize_round_max_delay_s=cfg.initialize_round_max_delay.total_seconds(),
                               poll_interval_s=float(cfg.block_polling_interval),
                               only_if_registered=cfg.reward is None)
     log.info("account %s unlocked (key file %s)", account.address, account.key_file)
-    return RewardService(chain, sender, account, settings, ChainMetrics(metrics.registry, metrics.node_type))
+    return RewardService(chain, sender, account, settings, chain_metrics)
 
 
 def _reward_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:

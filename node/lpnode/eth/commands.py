@@ -90,9 +90,7 @@ async def _run(args: argparse.Namespace, cfg: NodeConfig) -> int:
         print(json.dumps(await status(chain, address), indent=1))
         return 0
     account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
-    sender = TxSender(chain, account, cfg.datadir, GasPolicy(
-        max_gas_price=cfg.max_gas_price, min_gas_price=cfg.min_gas_price, gas_limit=cfg.gas_limit,
-        timeout_s=cfg.transaction_timeout.total_seconds(), max_replacements=cfg.max_transaction_replacements))
+    sender = TxSender(chain, account, cfg.datadir, GasPolicy.from_config(cfg))
     if args.command == "register":
         await register(sender, contracts, account, args.stake, args.rewardCut, args.feeShare, args.serviceURI)
     else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,8 @@ def _address_of(path: Path) -> str | None:
 
 def find_key_file(keystore_path: str, account: str | None) -> tuple[str, Path]:
     """The account's address and its key file, from -ethKeystorePath and -ethAcctAddr."""
+    if account is not None:
+        account = parse_address(account, "-ethAcctAddr")
     path = Path(keystore_path).expanduser()
     if not path.exists():
         raise KeystoreError(
@@ -132,7 +133,3 @@ def unlock(keystore_path: str, account: str | None, password_value: str | None) 
         raise KeystoreError(f"the key file {key_file} says {address} but holds a different key: replace it")
     return NodeAccount(address=to_checksum_address(address), key_file=str(key_file), private_key=private_key)
 
-
-def keystore_dir_default(datadir: str) -> str:
-    """go-livepeer's keystore directory when -ethKeystorePath is not given."""
-    return os.path.join(datadir, "keystore")

@@ -193,7 +193,7 @@ class RewardService:
                            caller, self.account.address)
                 self.state["lastError"] = "not the orchestrator's reward caller"
                 return
-        await self._reward(current)
+        await self._reward(current, transcoder)
 
     def _seen(self, current: int, initialized: bool, block: int) -> None:
         if current != self._round:
@@ -233,12 +233,12 @@ class RewardService:
                 raise
             self.sender.forget(f"initializeRound:{current}")
 
-    async def _reward(self, current: int) -> None:
+    async def _reward(self, current: int, transcoder: Any) -> None:
         c = self.chain.contracts
         assert c is not None
         bonding = c.bonding_manager.functions
         me = self.settings.orchestrator
-        prev, nxt = reward_hints(await self._pool(), me, await self._stake_after_reward(me))
+        prev, nxt = reward_hints(await self._pool(), me, await self._stake_after_reward(me, transcoder))
         call = (bonding.rewardForTranscoderWithHint(me, prev, nxt) if self.via_caller
                 else bonding.rewardWithHint(prev, nxt))
         try:
@@ -250,10 +250,6 @@ class RewardService:
             if self.metrics:
                 self.metrics.reward_calls["failed"].inc()
             raise
-        finally:
-            if self.metrics:
-                self.metrics.gas_spent.inc(self.sender.gas_spent_wei)
-                self.sender.gas_spent_wei = 0
         minted = 0
         for event in c.bonding_manager.events.Reward().process_receipt(receipt):
             minted += int(event["args"]["amount"])
@@ -274,14 +270,13 @@ class RewardService:
             addr = await bonding.getNextTranscoderInPool(addr).call()
         return pool
 
-    async def _stake_after_reward(self, me: str) -> int:
+    async def _stake_after_reward(self, me: str, transcoder: Any) -> int:
         """go-livepeer's estimate: the stake now plus mintable x (its stake in the round's
-        earnings pool / total bonded)."""
+        earnings pool / total bonded); ``transcoder`` is getTranscoder(me)."""
         c = self.chain.contracts
         assert c is not None
         bonding = c.bonding_manager.functions
         stake = int(await bonding.transcoderTotalStake(me).call())
-        transcoder = await bonding.getTranscoder(me).call()
         pool_stake = int((await bonding.getTranscoderEarningsPoolForRound(me, int(transcoder[3])).call())[0])
         total = int(await bonding.getTotalBonded().call())
         mintable = int(await c.minter.functions.currentMintableTokens().call())

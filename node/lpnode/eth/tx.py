@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +27,7 @@ from eth_typing import HexStr
 from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.types import TxParams
 
+from lpnode.config import NodeConfig
 from lpnode.eth.client import Chain
 from lpnode.eth.keystore import NodeAccount
 
@@ -70,6 +72,12 @@ class GasPolicy:
     timeout_s: float = 300.0
     max_replacements: int = 1
 
+    @classmethod
+    def from_config(cls, cfg: NodeConfig) -> GasPolicy:
+        return cls(max_gas_price=cfg.max_gas_price, min_gas_price=cfg.min_gas_price, gas_limit=cfg.gas_limit,
+                   timeout_s=cfg.transaction_timeout.total_seconds(),
+                   max_replacements=cfg.max_transaction_replacements)
+
 
 def revert_reason(exc: BaseException) -> str:
     """The revert string in a web3 error, without web3's prefix."""
@@ -78,12 +86,13 @@ def revert_reason(exc: BaseException) -> str:
 
 
 class TxSender:
-    def __init__(self, chain: Chain, account: NodeAccount, datadir: str, policy: GasPolicy) -> None:
+    def __init__(self, chain: Chain, account: NodeAccount, datadir: str, policy: GasPolicy,
+                 gas_spent: Callable[[int], None] | None = None) -> None:
         self.chain = chain
         self.account = account
         self.policy = policy
         self._path = Path(datadir) / "pending-tx.json"
-        self.gas_spent_wei = 0
+        self._gas_spent = gas_spent  # told the wei of every mined transaction
 
     # ------------------------------------------------------------------ the pending record
 
@@ -233,7 +242,8 @@ class TxSender:
 
     def _done(self, pending: Pending, receipt: dict[str, Any]) -> dict[str, Any]:
         self._path.unlink(missing_ok=True)
-        self.gas_spent_wei += int(receipt.get("gasUsed", 0)) * int(receipt.get("effectiveGasPrice", 0))
+        if self._gas_spent is not None:
+            self._gas_spent(int(receipt.get("gasUsed", 0)) * int(receipt.get("effectiveGasPrice", 0)))
         tx_hash = receipt["transactionHash"]
         tx_hash = tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
         if receipt.get("status") != 1:
