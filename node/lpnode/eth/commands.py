@@ -26,6 +26,7 @@ from lpnode.eth.tx import GasPolicy, GasPriceTooHigh, TxReverted, TxSender, TxTi
 
 PERC_DIVISOR = 1_000_000
 WEI = 10**18
+MAX_FUTURE_ROUND = 2**256 - 1
 
 
 def _lpt(raw: str) -> int:
@@ -124,8 +125,8 @@ async def register(sender: TxSender, contracts: Any, account: NodeAccount, stake
     if await bonding.functions.transcoderStatus(account.address).call() == 1:
         done |= {"approve", "bond"}
         t = await bonding.functions.getTranscoder(account.address).call()
-        if (t[1], t[2]) == (reward_cut, fee_share) and await bonding.functions.getFirstTranscoderInPool().call() != \
-                "0x" + "00" * 20 and t[4] != 0:
+        # In the pool: the protocol sets deactivationRound to its "never" on joining.
+        if (t[1], t[2]) == (reward_cut, fee_share) and t[5] == MAX_FUTURE_ROUND:
             done.add("transcoder")
     if await contracts.service_registry.functions.getServiceURI(account.address).call() == service_uri:
         done.add("serviceURI")
