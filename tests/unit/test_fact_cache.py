@@ -131,3 +131,28 @@ def test_last_runs_questions_are_asked_together_and_answered_alike(tmp_path, mon
     other = LocalHost("t1")                     # a host with no list asks one by one
     assert questions(other) == answers and other.asked_one_by_one == 5
     save()   # while the cache directory is still this test's
+
+
+def test_the_list_holds_exactly_the_last_runs_questions(tmp_path, monkeypatch):
+    from pyinfra.facts.files import Sha1File
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    save = fact_cache.install(LocalHost)
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(f"content {name}\n")
+
+    def ask(host, names):
+        return [host.get_fact(Sha1File, path=str(tmp_path / n)) for n in names]
+
+    ask(LocalHost("o2"), ["a", "b"])
+    save()
+    second = LocalHost("o2")
+    ask(second, ["a"])                       # a role no longer asks about b
+    assert second.asked_one_by_one == 0      # a came in the batch...
+    save()
+    listed = [q["kwargs"]["path"] for q in fact_cache._load("o2")]
+    assert listed == [str(tmp_path / "a")]   # ...and stays listed; b is gone
+    third = LocalHost("o2")
+    ask(third, ["a"])
+    assert third.asked_one_by_one == 0
+    save()
