@@ -11,7 +11,6 @@ import uvloop
 
 from lpnode import __version__
 from lpnode.config import FlagError, HelpRequested, VersionRequested, parse_node_flags
-from lpnode.eth.keystore import KeystoreError
 from lpnode.secret import SecretError
 from lpnode.server.listen import StartupError
 from lpnode.transcode.gpu import GpuPreflightError
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             # Transcoders stay on asyncio's own loop, which is what grpc.aio supports.
             return uvloop.run(run_node(cfg))
         return asyncio.run(run_node(cfg))
-    except (SecretError, GpuPreflightError, StartupError, KeystoreError) as exc:
+    except (SecretError, GpuPreflightError, StartupError) as exc:
         logging.getLogger("lpnode").error("%s", exc)
         return 1
 

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
@@ -21,11 +21,6 @@ from lpnode.core.auth import AuthTokens, load_or_create_key
 from lpnode.core.credentials import SharedSecret
 from lpnode.core.local import LocalTranscoder
 from lpnode.core.orchestrator import Orchestrator, Price
-from lpnode.eth.client import Chain
-from lpnode.eth.keystore import parse_address, unlock
-from lpnode.eth.metrics import ChainMetrics
-from lpnode.eth.reward import RewardService, RewardSettings
-from lpnode.eth.tx import GasPolicy, TxSender
 from lpnode.lifecycle import OrchestratorLifecycle, TranscoderLifecycle, log_failure
 from lpnode.monitor import NodeMetrics
 from lpnode.net.address import join, split_host_port
@@ -39,6 +34,9 @@ from lpnode.server.tls import check_pair, ensure_self_signed
 from lpnode.supervisor import Supervisor
 from lpnode.transcode.gpu import GpuInfo, preflight, session_budget_warning
 from lpnode.transcoder.worker import TranscoderNode
+
+if TYPE_CHECKING:
+    from lpnode.eth.reward import RewardService
 
 log = logging.getLogger("lpnode")
 
@@ -117,6 +115,14 @@ def _reward_service(cfg: NodeConfig, metrics: NodeMetrics) -> RewardService | No
     account now, so a wrong password or keystore stops the start (KeystoreError)."""
     if not cfg.on_chain or cfg.reward is False:
         return None
+    # Imported here: web3 takes a second to import, which an off-chain node (and every
+    # restart's closed port) would otherwise pay.
+    from lpnode.eth.client import Chain
+    from lpnode.eth.keystore import parse_address, unlock
+    from lpnode.eth.metrics import ChainMetrics
+    from lpnode.eth.reward import RewardService, RewardSettings
+    from lpnode.eth.tx import GasPolicy, TxSender
+
     assert cfg.eth_url is not None and cfg.controller is not None  # checked by NodeConfig
     account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
     chain = Chain(cfg.eth_url, cfg.controller, cfg.datadir)

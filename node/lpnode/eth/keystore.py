@@ -29,8 +29,9 @@ log = logging.getLogger("lpnode.eth")
 _MAX_KEY_FILE_BYTES = 64 * 1024
 
 
-class KeystoreError(ValueError):
-    """The keystore, account or password is unusable; the message says how to fix it."""
+class KeystoreError(SecretError):
+    """The keystore, account or password is unusable; the message says how to fix it. A
+    SecretError, so that lpnode's start-up reports it without importing this module (and web3)."""
 
 
 @dataclass(frozen=True)
