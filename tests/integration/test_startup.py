@@ -101,6 +101,7 @@ def test_sigterm_while_the_orchestrator_hangs_the_handshake(fleet, taken):
     once too: nothing waits out a connect timeout."""
     t1 = fleet.start("t1", "-transcoder", "-orchAddr", "127.0.0.1:%d" % taken.getsockname()[1],
                      "-orchSecret", str(fleet.secret_file))
+    wait_http(t1)  # "admin on" is logged before the listener accepts
     deadline = time.monotonic() + 10
     while t1.status()["orchestrators"][0]["attempts"] < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
