@@ -56,9 +56,10 @@ def test_reward_exactly_once_in_each_of_five_rounds(fleet: Fleet, chain: LocalCh
     assert [e["blockNumber"] for e in events] == sorted(e["blockNumber"] for e in events)
     assert len(events) == 5 and all(e["args"]["amount"] > 0 for e in events)
     assert len(reward_txs(chain, orch)) == 5  # no second transaction, none that failed
-    metrics = node.metrics()
-    assert f'lpfleet_reward_last_round{{node_type="reward"}} {float(rounds[-1])}' in metrics
-    assert 'lpfleet_reward_calls_total{node_type="reward",result="mined"} 5.0' in metrics
+    # The chain can show the reward before the node has read its receipt: wait for the node.
+    last = f'lpfleet_reward_last_round{{node_type="reward"}} {float(rounds[-1])}'
+    node.wait_for(lambda: last in node.metrics(), "the last reward in its metrics")
+    assert 'lpfleet_reward_calls_total{node_type="reward",result="mined"} 5.0' in node.metrics()
     assert node.status()["chain"]["rewarded"] is True
 
 

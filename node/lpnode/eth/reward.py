@@ -253,14 +253,15 @@ class RewardService:
         minted = 0
         for event in c.bonding_manager.events.Reward().process_receipt(receipt):
             minted += int(event["args"]["amount"])
+        # Status and metrics together, before anything awaits: a reader sees both or neither.
+        self.state.update(rewarded=True, lastRewardRound=current, lastMinted=minted)
+        self.state.pop("lastError", None)
+        log.info("round %d: reward called for %s, %d wei LPT minted", current, me, minted)
         if self.metrics:
             self.metrics.reward_calls["mined"].inc()
             self.metrics.minted.inc(minted)
             self.metrics.last_reward_round.set(current)
             self.metrics.balance.set(await self.chain.w3.eth.get_balance(self.account.address))
-        self.state.update(rewarded=True, lastRewardRound=current, lastMinted=minted)
-        self.state.pop("lastError", None)
-        log.info("round %d: reward called for %s, %d wei LPT minted", current, me, minted)
 
     async def _pool(self) -> list[tuple[str, int]]:
         bonding = self.chain.contracts.bonding_manager.functions  # type: ignore[union-attr]
