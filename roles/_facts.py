@@ -116,6 +116,7 @@ class SystemAccount(FactBase):
 # every change, so a re-run hashes only files whose size or modification time moved (the
 # wheelhouse is ~50 MB of wheels; hashing all of it was a third of a no-change deploy).
 SUMS_FILE = ".lpfleet-sha1sums"
+_SUMS_END = "##LPFLEET-SUMS-END##"
 
 
 class DirectoryListing(dict):
@@ -134,13 +135,23 @@ class DirectoryFiles(FactBase):
     default = DirectoryListing
 
     def command(self, path: str) -> str:
+        # One find, one awk and a sha1sum only per file the sums file does not vouch for: a
+        # stat and an awk per file cost 0.27 s on the 61-file wheelhouse, more than all the
+        # other facts of a no-change deploy together. Input to awk: the sums file ("size mtime
+        # sha1 name"), a marker, then find's "mode user group size mtime name".
         return (
-            f"cd {shlex.quote(path)} 2>/dev/null || exit 0; for f in *; do [ -f \"$f\" ] || continue; "
-            "set -- $(stat -c '%a %U %G %s %Y' -- \"$f\"); "
-            f"s=$(awk -v k=\"$4 $5\" -v n=\"$f\" 'substr($0, 1, length(k) + 1) == k \" \" "
-            f"&& substr($0, length(k) + 43) == n {{ print $3; exit }}' {SUMS_FILE} 2>/dev/null); "
-            "if [ -n \"$s\" ]; then h=known; else h=hashed; s=$(sha1sum -- \"$f\" | cut -d' ' -f1); fi; "
-            "printf '%s %s %s %s %s %s\\n' \"$1\" \"$2\" \"$3\" \"$h\" \"$s\" \"$f\"; done"
+            f"cd {shlex.quote(path)} 2>/dev/null || exit 0; "
+            f"{{ cat {SUMS_FILE} 2>/dev/null; echo '{_SUMS_END}'; "
+            "find . -mindepth 1 -maxdepth 1 -type f ! -name '.*' -printf '%m %u %g %s %T@ %f\\n'; } | "
+            "awk -v end='" + _SUMS_END + "' '"
+            "$0 == end { files = 1; next } "
+            "!files { known[$1 \" \" $2 \" \" substr($0, length($1 $2 $3) + 4)] = $3; next } "
+            "{ name = substr($0, length($1 $2 $3 $4 $5) + 6); k = $4 \" \" int($5) \" \" name; "
+            "if (k in known) print $1, $2, $3, \"known\", known[k], name; "
+            "else print $1, $2, $3, \"hashed\", \"-\", name }' | "
+            "while read -r m u g h s n; do "
+            "if [ \"$h\" = hashed ]; then s=$(sha1sum -- \"$n\" | cut -d' ' -f1); fi; "
+            "printf '%s %s %s %s %s %s\\n' \"$m\" \"$u\" \"$g\" \"$h\" \"$s\" \"$n\"; done"
         )
 
     def process(self, output: list[str]) -> DirectoryListing:

@@ -74,10 +74,10 @@ def install(host_class: Any = Host, learn: bool = True) -> Any:
                 self.__dict__["_lpfleet_in_fact"] = False
         # Every question of this run, once, whether the batch answered it or not: the next
         # run asks exactly these, so a question no role asks any more drops off the list.
-        # Only plain questions: one with its own login arguments (`_sudo=False`) is asked alone.
+        # Login arguments of its own (`_sudo=False`) put a question in the batch run with them.
         recorded = self.__dict__.setdefault("_lpfleet_recorded", set())
-        if learn and key not in recorded and not args and not any(k.startswith("_") for k in kwargs) \
-                and _jsonable(kwargs):
+        if learn and key not in recorded and not args \
+                and all(k in _AUTH for k in kwargs if k.startswith("_")) and _jsonable(kwargs):
             recorded.add(key)
             asked.setdefault(self.name, []).append(
                 {"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs, "auth": auth})
@@ -150,32 +150,38 @@ def _load(host_name: str) -> list[dict[str, Any]]:
 
 def _prefetch(host: Any, run: Any, cache: dict[Any, Any]) -> None:
     """Ask the questions of the host's list in one command per set of login arguments."""
-    groups: dict[str, list[tuple[Any, dict[str, Any], dict[str, Any]]]] = {}
+    # Grouped by the login arguments the command runs with: the host's, overridden by the
+    # question's own (`get_fact(SshClientAddress, _sudo=False)` on a `_sudo = True` host).
+    # Only the set ones: the connector takes nothing from the host's data, so a missing
+    # `_sudo` is no sudo.
+    groups: dict[str, tuple[dict[str, Any], list[tuple[Any, dict[str, Any], dict[str, Any]]]]] = {}
     for q in _load(host.name):
         try:
             module, _, name = q["fact"].partition(":")
             cls: Any = importlib.import_module(module)
             for part in name.split("."):
                 cls = getattr(cls, part)
-            groups.setdefault(json.dumps(q["auth"], sort_keys=True), []).append(
-                (cls, dict(q["kwargs"]), dict(q["auth"])))
+            kwargs, auth = dict(q["kwargs"]), dict(q["auth"])
+            login = {k: v for k, v in {**auth, **kwargs}.items() if k in _AUTH and v}
+            groups.setdefault(json.dumps(login, sort_keys=True), (login, []))[1].append((cls, kwargs, auth))
         except (ImportError, AttributeError, KeyError, TypeError):
             continue
-    for questions in groups.values():
+    for login, questions in groups.values():
         try:
-            _ask_together(host, run, questions, cache)
+            _ask_together(host, run, login, questions, cache)
         except Exception as exc:  # noqa: BLE001 - a failed batch only means asking one by one
             log.debug("batched facts failed on %s: %s", host.name, exc)
 
 
-def _ask_together(host: Any, run: Any, questions: list[tuple[Any, dict[str, Any], dict[str, Any]]],
-                  cache: dict[Any, Any]) -> None:
+def _ask_together(host: Any, run: Any, login: dict[str, Any],
+                  questions: list[tuple[Any, dict[str, Any], dict[str, Any]]], cache: dict[Any, Any]) -> None:
     parts: list[str] = []
     facts: list[tuple[Any, Any, dict[str, Any], dict[str, Any]]] = []
     for cls, kwargs, auth in questions:
         fact = cls()
+        fact_kwargs = {k: v for k, v in kwargs.items() if not k.startswith("_")}
         try:
-            call = inspect.getcallargs(fact.command, **kwargs) if callable(fact.command) else {}
+            call = inspect.getcallargs(fact.command, **fact_kwargs) if callable(fact.command) else {}
             call.pop("self", None)
             command = fact.command(**call) if callable(fact.command) else fact.command
             needs = fact.requires_command(**call) if callable(fact.requires_command) else fact.requires_command
@@ -192,7 +198,7 @@ def _ask_together(host: Any, run: Any, questions: list[tuple[Any, dict[str, Any]
     host.__dict__["_lpfleet_in_fact"] = True
     try:
         ok, output = run(host, StringCommand("; ".join(parts)), print_output=False, print_input=False,
-                         **questions[0][2])
+                         **login)
     finally:
         host.__dict__["_lpfleet_in_fact"] = False
     if not ok:

@@ -81,13 +81,14 @@ class LocalHost:
         self.name = name
         self.current_op_global_arguments = None
         self.asked_one_by_one = 0
+        self.logins: list[dict] = []    # the login arguments of each command run
 
     def get_fact(self, cls, *args, **kwargs):
         import inspect
 
         self.asked_one_by_one += 1
         fact = cls()
-        call = inspect.getcallargs(fact.command, **kwargs)
+        call = inspect.getcallargs(fact.command, **{k: v for k, v in kwargs.items() if not k.startswith("_")})
         call.pop("self", None)
         ok, output = self.run_shell_command(fact.command(**call))
         return fact.process(output.stdout_lines) if output.stdout_lines else fact.default()
@@ -96,6 +97,7 @@ class LocalHost:
         import subprocess
         from types import SimpleNamespace
 
+        self.logins.append(kwargs)
         text = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
         p = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
         return p.returncode == 0, SimpleNamespace(stdout_lines=p.stdout.splitlines())
@@ -155,4 +157,42 @@ def test_the_list_holds_exactly_the_last_runs_questions(tmp_path, monkeypatch):
     third = LocalHost("o2")
     ask(third, ["a"])
     assert third.asked_one_by_one == 0
+    save()
+
+
+def test_a_question_with_its_own_login_is_batched_with_that_login(tmp_path, monkeypatch):
+    """The firewall asks SshClientAddress with `_sudo=False` on hosts reached with sudo: it
+    comes in a batch of its own, run without sudo, instead of a round trip of its own."""
+    from pyinfra.facts.files import Sha1File
+
+    from roles._facts import SshClientAddress
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SSH_CLIENT", "10.77.0.1 40000 22")
+    save = fact_cache.install(LocalHost)
+    (tmp_path / "a").write_text("a\n")
+
+    def ask(host):
+        return host.get_fact(Sha1File, path=str(tmp_path / "a")), host.get_fact(SshClientAddress, _sudo=False)
+
+    first = LocalHost("o3")
+    answers = ask(first)
+    assert answers[1] == "10.77.0.1" and first.asked_one_by_one == 2
+    save()
+    again = LocalHost("o3")
+    assert ask(again) == answers and again.asked_one_by_one == 0
+    batches = [login for login in again.logins if login.get("print_input") is False]
+    assert len(batches) == 1 and "_sudo" not in batches[0]   # no sudo here: one batch
+    save()
+
+    # On a host reached with sudo the question comes in a second batch, run without it.
+    sudo = LocalHost("o4")
+    sudo.data = {"_sudo": True}
+    answers = ask(sudo)
+    save()
+    again = LocalHost("o4")
+    again.data = {"_sudo": True}
+    assert ask(again) == answers and again.asked_one_by_one == 0
+    batches = [login for login in again.logins if login.get("print_input") is False]
+    assert sorted(login.get("_sudo", False) for login in batches) == [False, True]
     save()
