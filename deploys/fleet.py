@@ -7,7 +7,8 @@ orchestrators    secrets (orchSecret, admin token, TLS pair), lpnode -orchestrat
 transcoders      secrets (orchSecret, admin token, orchestrator's certificate), [nvidia],
                  lpnode -transcoder -orchCert
 gpu              nvidia (also any host with `nvidia = True`)
-reward/redeemers secrets (keystore)
+reward/redeemers secrets (keystore, its password, the RPC URL)
+reward           lpnode -reward as its own unit, lpnode-reward (roles/reward.py)
 monitoring       prometheus, alertmanager, [grafana] (with `grafana = True`, production)
 
 The inventory is validated before anything is prepared, so a broken inventory changes no host.
@@ -36,10 +37,11 @@ from roles.common import CommonSettings, common
 from roles.firewall import firewall
 from roles.grafana import GrafanaSettings, grafana
 from roles.monitoring import NODE_EXPORTER_PORT, admin_tcp_ports, monitoring_tcp_ports, scrape_hosts
-from roles.node import CLI_PORT, SERVICE_PORT, NodeSettings, node
+from roles.node import CLI_PORT, SERVICE_PORT, Installed, NodeSettings, install_lpnode, node
 from roles.node_exporter import NodeExporterSettings, node_exporter
 from roles.nvidia import NvidiaResult, NvidiaSettings, nvidia
 from roles.prometheus import PrometheusSettings, prometheus
+from roles.reward import RewardSettings, reward
 from roles.secrets import SecretSource, SecretsResult, secrets, source_from_data
 from roles.tls import orchestrator_pair
 
@@ -53,7 +55,8 @@ me = spec_of(host)
 is_orchestrator = me.in_group(ORCHESTRATORS)
 is_transcoder = me.in_group(TRANSCODERS)
 is_gpu = me.has_gpu
-holds_keystore = me.in_group(REWARD) or me.in_group(REDEEMERS)
+is_reward = me.in_group(REWARD)
+holds_keystore = is_reward or me.in_group(REDEEMERS)
 is_monitoring = me.in_group(MONITORING)
 with_grafana = me.runs_grafana
 monitoring_addresses = [spec_of(h).address for h in inventory.get_group(MONITORING, [])]
@@ -62,7 +65,10 @@ base = CommonSettings.from_data(host.name, me.data)
 common(settings=base)
 
 public_ports = [SERVICE_PORT] if is_orchestrator else []
+reward_settings = RewardSettings.from_data(host.name, me.data) if is_reward else None
 monitored_ports = [NODE_EXPORTER_PORT] + ([CLI_PORT] if is_orchestrator or is_transcoder else [])
+if reward_settings:
+    monitored_ports.append(reward_settings.cli_port)
 if is_monitoring:
     monitored_ports += monitoring_tcp_ports()
 firewall(
@@ -112,14 +118,19 @@ if is_orchestrator or is_transcoder or holds_keystore:
         tls_cert=own_tls.cert if own_tls else None,
         tls_key=SecretSource("TLS key", file=own_tls.key) if own_tls else None,
         orch_cert=their_tls.cert if their_tls else None,
+        eth_url=source_from_data(data, "eth_url", "RPC URL") if holds_keystore and not is_transcoder else None,
     ))
 
 nvidia_result = cast(NvidiaResult, nvidia(settings=NvidiaSettings.from_data(host.name, me.data))) \
     if is_gpu else None
 
-if is_orchestrator or is_transcoder:
+# lpnode_python applies to a reward-only host's install too.
+node_settings = NodeSettings.from_data(host.name, me.data) if is_orchestrator or is_transcoder or is_reward else None
+# Once per host, whichever lpnode services it runs (node, reward).
+installed = cast(Installed, install_lpnode(python=node_settings.python)) if node_settings else None
+
+if (is_orchestrator or is_transcoder) and node_settings and installed:
     orch_addr = f"{orchestrator.address}:{SERVICE_PORT}" if orchestrator else None
-    node_settings = NodeSettings.from_data(host.name, me.data)
     if is_gpu and "lpnode_gpus" not in me.data:
         node_settings = replace(node_settings, gpus="all")   # a host with `nvidia = True`
     node(
@@ -132,4 +143,14 @@ if is_orchestrator or is_transcoder:
         reload=bool(secrets_result and secrets_result.will_change),
         restart=bool(nvidia_result and nvidia_result.restart_node)
         or bool(secrets_result and secrets_result.tls_changed),
+        installed=installed,
+    )
+
+if reward_settings and installed:
+    reward(
+        installed=installed,
+        settings=reward_settings,
+        service_user=base.service_user,
+        secrets_changed=bool(secrets_result and secrets_result.chain_changed),
+        password=source_from_data(me.data, "keystore_password", "keystore password") is not None,
     )

@@ -56,11 +56,16 @@ monitoring = [
     }),
 ]
 
-# Exactly one host calls reward() each round; the cold keystore lives there and nowhere else.
+# Exactly one host calls reward() each round (lpnode-reward, its own unit; docs/on-chain.md);
+# the cold keystore, its password and the RPC URL live there and nowhere else.
 reward = [
     ("reward-1", {
         "ssh_hostname": "203.0.113.40",
         "keystore_path": "~/.lpfleet/keystore/reward.json",
         "keystore_password_env": "LPFLEET_KEYSTORE_PASSWORD",
+        # The provider's URL carries its API key: a secret like the others.
+        "eth_url_env": "LPFLEET_ETH_URL",
+        # "reward_orch_addr": "0x...",   # LIP-118: the keystore holds the orchestrator's reward caller
+        # "reward_max_gas_price": 2_000_000_000,
     }),
 ]

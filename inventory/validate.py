@@ -61,9 +61,21 @@ def _check_reward(hosts: list[HostSpec]) -> list[Problem]:
 
 
 def _check_keystores(hosts: list[HostSpec]) -> list[Problem]:
+    """Chain material (keystore, RPC URL) on exactly the hosts whose role needs it."""
     problems = []
     for h in hosts:
+        url = secret_source(h.data, "eth_url")
+        if url and (h.in_group(TRANSCODERS) or not (h.in_group(REWARD) or h.in_group(REDEEMERS))):
+            problems.append(Problem(h.name, "eth_url_file/eth_url_env is set, but the RPC URL (it often carries "
+                                            "the provider's API key) only goes to the reward and redeemer hosts, "
+                                            "never to a transcoder. Fix: remove it from this host's data (or from "
+                                            "the group data it inherits it from)"))
         if not h.data.get("keystore_path"):
+            if h.in_group(REWARD) and not h.in_group(TRANSCODERS):
+                problems.append(Problem(h.name, "the reward host has no keystore_path: the reward service signs "
+                                                "with it. Fix: set keystore_path to the orchestrator's keystore "
+                                                "file on this machine (or its reward caller's, with "
+                                                "reward_orch_addr; docs/on-chain.md)"))
             continue
         if h.in_group(TRANSCODERS):
             problems.append(Problem(h.name, "keystore_path is set on a transcoder; transcoders never hold a "
@@ -110,7 +122,11 @@ def _check_secrets(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[Pr
         holds_keystore = h.in_group(REWARD) or h.in_group(REDEEMERS)
         if h.data.get("keystore_path") and holds_keystore and not h.in_group(TRANSCODERS):
             problems += check_secret_file(h.name, str(h.data["keystore_path"]), "keystore_path", "keystore")
-            problems += check_secret(h, "keystore_password", "keystore password", environ, required=False)
+            # The reward service unlocks its key unattended, at every start.
+            problems += check_secret(h, "keystore_password", "keystore password", environ,
+                                     required=h.in_group(REWARD))
+        if h.in_group(REWARD) and not h.in_group(TRANSCODERS):
+            problems += check_secret(h, "eth_url", "RPC URL (the chain's JSON-RPC endpoint)", environ, required=True)
     return problems
 
 
@@ -154,6 +170,7 @@ def _runs(model: type[RoleSettings], h: HostSpec) -> bool:
     """Whether deploys/fleet.py runs the model's role on ``h`` (so its required settings must be set)."""
     groups = {
         "lpnode": h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS),
+        "reward": h.in_group(REWARD),
         "nvidia": h.has_gpu,
         "prometheus": h.in_group(MONITORING),
         "alertmanager": h.in_group(MONITORING),

@@ -104,10 +104,13 @@ def stop(log: Log) -> None:
 
 def apt_proxy_conf() -> str:
     """A lab host's apt configuration: every download through the cache."""
-    # The timeout and retries: apt-cacher-ng can leave a request unanswered when several hosts
-    # ask for the same index in the same second (its log: "Failure to move file ... out of the
-    # way ... File exists"); apt's default then waits forever, with them it asks again.
+    # The timeout, retries and no pipelining: apt-cacher-ng can answer a request badly when
+    # several hosts ask for the same index in the same second (its log: "Failure to move file
+    # ... out of the way ... File exists"). With the timeout apt asks again where it would wait
+    # forever; without pipelining a bad answer cannot leave apt waiting on the answers queued
+    # behind it (seen: apt-get update hung for minutes with no connection open).
     return ("// written by lpfleet lab: packages come through the control machine's apt cache\n"
             f'Acquire::http::Proxy "{proxy_url()}";\n'
             'Acquire::http::Timeout "20";\n'
+            'Acquire::http::Pipeline-Depth "0";\n'
             'Acquire::Retries "3";\n')

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from roles.reward import CLI_PORT as REWARD_PORT
+
 NODE_EXPORTER_PORT = 9100
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -54,5 +56,7 @@ def scrape_hosts(specs: Iterable[Any]) -> list[dict[str, Any]]:
             entry["orchestrator"] = str(spec.data["orchestrator"])
         if spec.data.get("expected_transcoders") is not None:
             entry["expected_transcoders"] = int(spec.data["expected_transcoders"])
+        if "reward" in spec.groups:
+            entry["reward_port"] = int(spec.data.get("reward_cli_port", REWARD_PORT))
         hosts.append(entry)
     return hosts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
@@ -163,35 +163,21 @@ class NodeSettings(RoleSettings):
     restart_sec: int = setting(5, doc="systemd `RestartSec` of the unit", check=at_least(1))
 
 
+@dataclass
+class Installed:
+    """What install_lpnode did, for the services that run the code to restart on."""
+
+    will_change: bool
+
+
 @deploy("lpnode")
-def node(
-    role: str,
-    address: str,
-    settings: NodeSettings | None = None,
-    orch_addr: str | None = None,
-    service_user: str = CommonSettings.service_user,
-    reload: bool = False,
-    restart: bool = False,
-    tls: bool = True,
-) -> None:
-    """Install lpnode from a wheelhouse and run it under systemd.
+def install_lpnode(python: str | None = None) -> Installed:
+    """The current lpnode build in /opt/lpnode/venv, from a wheelhouse synced from here: hosts
+    need no package index. Once per host, whichever lpnode services it runs.
 
-    + role: ``orchestrator``, ``transcoder`` or ``orchestrator+transcoder`` (transcodes locally)
-    + address: this host's address: an orchestrator advertises ``address:service_port``
-    + settings: the operator's settings (NodeSettings)
-    + orch_addr: transcoder: its orchestrator's ``host:port``
-    + service_user: the user lpnode runs as (the common role's setting)
-    + reload: the secret changed: an orchestrator is sent SIGHUP (it re-reads the file and keeps
-      the old secret for -orchSecretGrace), a transcoder is restarted
-    + restart: restart even if nothing here changed, e.g. after a GPU driver was patched
-    + tls: an orchestrator serves /etc/lpnode/tls.crt and tls.key, a transcoder pins its
-      orchestrator's /etc/lpnode/orchestrator.crt (-orchCert); the secrets role puts them there
+    + python: the host's python3 ``major.minor`` when it cannot be detected (lpnode_python)
     """
-    s = settings or NodeSettings()
-    built = wheelhouse.build(target_python(s.python), host.get_fact(Arch))
-    # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
-    reloadable = "orchestrator" in role
-
+    built = wheelhouse.build(target_python(python), host.get_fact(Arch))
     # Only root writes the code; the service user just runs it.
     sync = sync_directory(
         name="Sync the lpnode wheelhouse",
@@ -209,6 +195,41 @@ def node(
         lpnode_wheel=built.lpnode_wheel,
         build_id=built.build_id,
     )
+    return Installed(will_change=sync.will_change or install.will_change)
+
+
+@deploy("lpnode")
+def node(
+    role: str,
+    address: str,
+    settings: NodeSettings | None = None,
+    orch_addr: str | None = None,
+    service_user: str = CommonSettings.service_user,
+    reload: bool = False,
+    restart: bool = False,
+    tls: bool = True,
+    installed: Installed | None = None,
+) -> None:
+    """Run lpnode under systemd (installing it first unless ``installed`` says it was).
+
+    + role: ``orchestrator``, ``transcoder`` or ``orchestrator+transcoder`` (transcodes locally)
+    + address: this host's address: an orchestrator advertises ``address:service_port``
+    + settings: the operator's settings (NodeSettings)
+    + orch_addr: transcoder: its orchestrator's ``host:port``
+    + service_user: the user lpnode runs as (the common role's setting)
+    + reload: the secret changed: an orchestrator is sent SIGHUP (it re-reads the file and keeps
+      the old secret for -orchSecretGrace), a transcoder is restarted
+    + restart: restart even if nothing here changed, e.g. after a GPU driver was patched
+    + tls: an orchestrator serves /etc/lpnode/tls.crt and tls.key, a transcoder pins its
+      orchestrator's /etc/lpnode/orchestrator.crt (-orchCert); the secrets role puts them there
+    + installed: install_lpnode's result, when the caller ran it (the host runs other lpnode
+      services too)
+    """
+    s = settings or NodeSettings()
+    # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
+    reloadable = "orchestrator" in role
+    if installed is None:
+        installed = cast(Installed, install_lpnode(python=s.python))
 
     config = validated_template(
         name=f"lpnode config {CONFIG_PATH} (checked by lpnode itself)",
@@ -243,7 +264,8 @@ def node(
     must_restart = (
         restart
         or (reload and not reloadable)
-        or any(op.will_change for op in (sync, install, config, unit))
+        or installed.will_change
+        or any(op.will_change for op in (config, unit))
     )
     systemd.service(
         name="lpnode running and enabled at boot",

@@ -30,6 +30,10 @@ TLS_CERT_PATH = f"{CONFIG_DIR}/tls.crt"
 TLS_KEY_PATH = f"{CONFIG_DIR}/tls.key"
 ORCH_CERT_PATH = f"{CONFIG_DIR}/orchestrator.crt"
 KEYSTORE_DIR = f"{CONFIG_DIR}/keystore"
+KEYSTORE_FILE = f"{KEYSTORE_DIR}/keystore.json"
+KEYSTORE_PASSWORD_PATH = f"{KEYSTORE_DIR}/password"
+# The JSON-RPC URL: providers put the API key in it (lpnode -ethUrl reads it from this file).
+ETH_URL_PATH = f"{CONFIG_DIR}/ethUrl"
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class SecretsResult:
     # The TLS pair (orchestrator) or the pinned certificate (transcoder) changed: lpnode reads
     # them at start only, so it must restart.
     tls_changed: bool = False
+    # The keystore, its password or the RPC URL changed: the reward service restarts.
+    chain_changed: bool = False
 
 
 @deploy("secrets")
@@ -129,6 +135,7 @@ def secrets(
     tls_cert: str | None = None,
     tls_key: SecretSource | None = None,
     orch_cert: str | None = None,
+    eth_url: SecretSource | None = None,
 ) -> SecretsResult:
     """Put this host's secrets in /etc/lpnode.
 
@@ -142,11 +149,12 @@ def secrets(
       -> /etc/lpnode/tls.crt, /etc/lpnode/tls.key (roles/tls.py says where they come from)
     + orch_cert: transcoder: its orchestrator's certificate (a local path), which it pins
       -> /etc/lpnode/orchestrator.crt
+    + eth_url: the chain's JSON-RPC URL (reward and redeemer hosts) -> /etc/lpnode/ethUrl
     """
-    if keystore and not keystore_allowed:
+    if (keystore or eth_url) and not keystore_allowed:
         raise DeployError(
-            f"{host.name}: a keystore may only go to the reward or redeemer hosts; "
-            "remove keystore_path from this host's data"
+            f"{host.name}: a keystore and the RPC URL may only go to the reward or redeemer hosts; "
+            "remove keystore_path and eth_url_file/eth_url_env from this host's data"
         )
 
     # Other users cannot even look inside, so no secret file is ever readable by them, not
@@ -169,6 +177,12 @@ def secrets(
             name=f"admin token -> {ADMIN_TOKEN_PATH} (from {admin_token.describe()})",
             source=admin_token, dest=ADMIN_TOKEN_PATH, user=service_user, group=service_user,
         ))
+    chain_ops = []
+    if eth_url:
+        chain_ops.append(secret_file(
+            name=f"RPC URL -> {ETH_URL_PATH} (from {eth_url.describe()})",
+            source=eth_url, dest=ETH_URL_PATH, user=service_user, group=service_user,
+        ))
     if keystore:
         files.directory(
             name=f"{KEYSTORE_DIR} ({service_user} 0700)",
@@ -177,15 +191,15 @@ def secrets(
             group=service_user,
             mode="700",
         )
-        ops.append(secret_file(
-            name=f"keystore -> {KEYSTORE_DIR}/keystore.json (from {keystore.describe()})",
-            source=keystore, dest=f"{KEYSTORE_DIR}/keystore.json", user=service_user,
+        chain_ops.append(secret_file(
+            name=f"keystore -> {KEYSTORE_FILE} (from {keystore.describe()})",
+            source=keystore, dest=KEYSTORE_FILE, user=service_user,
             group=service_user, text=False,
         ))
         if keystore_password:
-            ops.append(secret_file(
-                name=f"keystore password -> {KEYSTORE_DIR}/password (from {keystore_password.describe()})",
-                source=keystore_password, dest=f"{KEYSTORE_DIR}/password", user=service_user,
+            chain_ops.append(secret_file(
+                name=f"keystore password -> {KEYSTORE_PASSWORD_PATH} (from {keystore_password.describe()})",
+                source=keystore_password, dest=KEYSTORE_PASSWORD_PATH, user=service_user,
                 group=service_user,
             ))
     tls_ops = []
@@ -199,4 +213,5 @@ def secrets(
             source=tls_key, dest=TLS_KEY_PATH, user=service_user, group=service_user, text=False,
         ))
     return SecretsResult(will_change=any(op.will_change for op in ops),
-                         tls_changed=any(op.will_change for op in tls_ops))
+                         tls_changed=any(op.will_change for op in tls_ops),
+                         chain_changed=any(op.will_change for op in chain_ops))

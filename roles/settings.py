@@ -186,9 +186,10 @@ def all_models() -> list[type[RoleSettings]]:
     from roles.node_exporter import NodeExporterSettings
     from roles.nvidia import NvidiaSettings
     from roles.prometheus import PrometheusSettings
+    from roles.reward import RewardSettings
 
-    return [CommonSettings, NodeSettings, NvidiaSettings, NodeExporterSettings, PrometheusSettings,
-            AlertmanagerSettings, GrafanaSettings]
+    return [CommonSettings, NodeSettings, RewardSettings, NvidiaSettings, NodeExporterSettings,
+            PrometheusSettings, AlertmanagerSettings, GrafanaSettings]
 
 
 if __name__ == "__main__":

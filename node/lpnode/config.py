@@ -312,8 +312,9 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("pixelsPerUnit", "int", "pixels_per_unit", _parse_int, 1, "1", "Pricing",
           "Number of pixels that -pricePerUnit pays for; must be > 0."),
     _Flag("ethUrl", "url", "eth_url", _optional_str, None, "", "On chain",
-          "JSON-RPC endpoint of the chain (Arbitrum One for the Livepeer network). Never logged "
-          "whole: it often carries a provider's API key.", secret=True),
+          "JSON-RPC endpoint of the chain (Arbitrum One for the Livepeer network), or the path of a "
+          "file holding it (/, ~ or . first; mode 0600): providers put the API key in the URL. "
+          "Never logged whole.", secret=True),
     _Flag("ethController", "address", "eth_controller", _parse_eth_address, None, "", "On chain",
           "The protocol's Controller contract (default: the -network's own)."),
     _Flag("ethKeystorePath", "path", "eth_keystore_path", _optional_str, None, "<dataDir>/keystore", "On chain",

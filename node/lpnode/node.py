@@ -25,7 +25,7 @@ from lpnode.lifecycle import OrchestratorLifecycle, TranscoderLifecycle, log_fai
 from lpnode.monitor import NodeMetrics
 from lpnode.net.address import join, split_host_port
 from lpnode.net.channel import Trust
-from lpnode.secret import load_orch_secret, read_secret_file
+from lpnode.secret import load_orch_secret, load_rpc_url, read_secret_file
 from lpnode.server import closing, h2window
 from lpnode.server.admin import AdminApp
 from lpnode.server.listen import StartupError, bind, bound_address
@@ -125,7 +125,7 @@ def _reward_service(cfg: NodeConfig, metrics: NodeMetrics) -> RewardService | No
 
     assert cfg.eth_url is not None and cfg.controller is not None  # checked by NodeConfig
     account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
-    chain = Chain(cfg.eth_url, cfg.controller, cfg.datadir)
+    chain = Chain(load_rpc_url(cfg.eth_url, log=log), cfg.controller, cfg.datadir)
     chain_metrics = ChainMetrics(metrics.registry, metrics.node_type)
     sender = TxSender(chain, account, cfg.datadir, GasPolicy.from_config(cfg), gas_spent=chain_metrics.gas_spent.inc)
     orchestrator = parse_address(cfg.eth_orch_addr, "-ethOrchAddr") if cfg.eth_orch_addr else account.address

@@ -16,6 +16,7 @@ import logging
 import os
 import shlex
 import stat
+from urllib.parse import urlsplit
 
 # A secret is a line of text; anything bigger is the wrong file (a log, a binary).
 _MAX_SECRET_FILE_BYTES = 64 * 1024
@@ -102,6 +103,28 @@ def read_secret_file(path: str, flag: str = "-orchSecret") -> str:
     if not secret:
         raise SecretError(f"{where} is empty: write the secret into it (one line)")
     return secret
+
+
+def load_rpc_url(value: str, *, log: logging.Logger) -> str:
+    """The -ethUrl endpoint: the value itself (go-livepeer's form), or the URL inside the file it
+    names. Providers put the API key in the URL, so the deploy passes a file (0400, the service
+    user's) and a keyed URL given inline gets the warning a literal orchSecret gets."""
+    if _is_plainly_path(value):
+        url = read_secret_file(value, "-ethUrl")
+        log.info("ethUrl loaded from %s", value)
+    else:
+        url = value.strip()
+        parts = urlsplit(url)
+        if parts.username or parts.password or parts.query or any(len(seg) >= 16 for seg in parts.path.split("/")):
+            log.warning(
+                "-ethUrl looks like it carries an API key, and on the command line it is visible to "
+                "every local user in `ps` and /proc: put the URL in a file owned by the service "
+                "user with mode 0600 and pass -ethUrl /path/to/file")
+    if urlsplit(url).scheme not in ("http", "https", "ws", "wss"):
+        raise SecretError("-ethUrl is not an http(s) or ws(s) URL"
+                          + (f" (read from {value})" if _is_plainly_path(value) else "")
+                          + ": give the JSON-RPC endpoint, e.g. https://arb1.arbitrum.io/rpc")
+    return url
 
 
 def load_orch_secret(value: str, *, log: logging.Logger) -> str:

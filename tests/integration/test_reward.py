@@ -4,6 +4,7 @@ for an inactive orchestrator; LIP-118's reward caller; a wrong password."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -82,6 +83,23 @@ def test_kill_9_between_sending_and_the_receipt_sends_no_second_transaction(
     chain.mine(3)
     assert len(reward_txs(chain, orch)) == 1
     assert len(chain.reward_events(orch)) == 1
+
+
+def test_a_pending_record_from_another_chain_does_not_block_the_reward(fleet: Fleet, chain: LocalChain) -> None:
+    """A datadir that recorded a reward transaction on a chain since reset (the lab's test chain
+    restarted): its nonce is beyond the account's, so sent again it would wait behind the gap."""
+    orch = chain.register(1)
+    chain.next_round()
+    chain.initialize_round()
+    data = chain.tmp / "data-1"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "pending-tx.json").write_text(json.dumps({
+        "key": f"reward:{chain.current_round()}", "what": "reward (old chain)", "nonce": 500,
+        "hashes": ["0x" + "ab" * 32], "sent_at": 0.0}))
+    node = reward_node(fleet, chain)
+    chain.wait(lambda: rewarded(chain, orch), "reward despite the stale record", log=node.log)
+    node.logged(r"a record from another chain")
+    assert len(reward_txs(chain, orch)) == 1
 
 
 class CuttableProxy:

@@ -183,10 +183,11 @@ def test_every_alert_has_severity_summary_description_and_runbook():
 
 
 def test_every_documented_alert_exists():
-    # The reserved on-chain alerts are documented ahead of their rules (rules/onchain.yml).
+    # The reserved payment alerts are documented ahead of their rules (rules/onchain.yml).
     doc = ALERTS_DOC.read_text()
     documented = set(re.findall(r"^### (\w+)\s*$", doc, re.M))
-    reserved = set(re.findall(r"alert: (\w+)", (MONITORING / "rules" / "onchain.yml").read_text()))
+    reserved = set(re.findall(r"^#\s*- alert: (\w+)", (MONITORING / "rules" / "onchain.yml").read_text(), re.M))
+    assert reserved == {"LpnodeRedemptionErrors", "LpnodeRedeemerBalanceLow"}
     assert documented - reserved == {a["alert"] for a in ALL_ALERTS}
 
 
@@ -238,8 +239,12 @@ def test_prometheus_config_renders_and_passes_promtool(tmp_path):
     # promtool also checked every rule file the config names.
     assert f"SUCCESS: {len(RULES) + 1} rule files found" in out, out
     text = config.read_text()
-    for job in ("lpnode", "node", "alertmanager", "prometheus"):
+    for job in ("lpnode", "lpnode-reward", "node", "alertmanager", "prometheus"):
         assert f"job_name: {job}\n" in text
+    # The reward service beside o1's orchestrator: its own port, role reward.
+    reward_job = text.split("job_name: lpnode-reward\n", 1)[1].split("job_name:", 1)[0]
+    assert re.findall(r'targets: \["([^"]+)"\]\n\s+labels:\n\s+host: "(\w+)"\n\s+role: "(\w+)"', reward_job) == [
+        ("10.77.0.11:7936", "o1", "reward")]
     # A transcoder's lpnode target: its address, host, role and orchestrator.
     assert re.search(r'targets: \["10\.77\.0\.21:7935"\]\n\s+labels:\n\s+host: "t1"\n'
                      r'\s+role: "transcoder"\n\s+orchestrator: "o1"', text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from inventory.validate import describe, validate
+from tests.support.inventory import REWARD_ENV, reward_data
 
 ALL = {"admin_networks": ["10.0.0.0/8"]}
 PAGE = {"type": "webhook", "url": "http://10.0.0.99/page"}
@@ -21,8 +22,8 @@ def problems(environ=None, **data):
     merged = {**GOOD, **data}
     merged = {k: v for k, v in merged.items() if v is not None}
     hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31", **merged})], "reward": ["mon1"]},
-                     {"all": ALL})
-    return [str(p) for p in validate(hosts, environ or {})]
+                     {"all": ALL, "reward": reward_data()})
+    return [str(p) for p in validate(hosts, {**REWARD_ENV, **(environ or {})})]
 
 
 def test_good_monitoring_data_passes():
@@ -165,6 +166,6 @@ def test_grafana_settings():
 def test_expected_transcoders_override():
     hosts = describe({"orchestrators": [("o1", {"ssh_hostname": "10.0.0.11", "expected_transcoders": -1})],
                       "monitoring": [("mon1", {"ssh_hostname": "10.0.0.31", **GOOD})], "reward": ["mon1"]},
-                     {"all": {**ALL, "orch_secret_env": "S", "admin_token_env": "T"}})
-    found = [str(p) for p in validate(hosts, {"S": "s", "T": "t"})]
+                     {"all": {**ALL, "orch_secret_env": "S", "admin_token_env": "T"}, "reward": reward_data()})
+    found = [str(p) for p in validate(hosts, {"S": "s", "T": "t", **REWARD_ENV})]
     assert found == ["o1: expected_transcoders = -1: a whole number of transcoders (0 or more)"]

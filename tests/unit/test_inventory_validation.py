@@ -17,7 +17,9 @@ from inventory.validate import (
     validate,
 )
 
-ENV = {"LPFLEET_ORCH_SECRET": "c2VjcmV0", "LPFLEET_ADMIN_TOKEN": "dG9rZW4"}
+from tests.support.inventory import REWARD_ENV, reward_data
+
+ENV = {"LPFLEET_ORCH_SECRET": "c2VjcmV0", "LPFLEET_ADMIN_TOKEN": "dG9rZW4", **REWARD_ENV}
 ALL = {
     "admin_networks": ["10.0.0.0/8"],
     "orch_secret_env": "LPFLEET_ORCH_SECRET",
@@ -44,7 +46,7 @@ def fleet(**changes):
         "reward": [("r1", {"ssh_hostname": "10.0.0.41"})],
     }
     groups.update(changes)
-    return describe(groups, {"all": ALL, "monitoring": MONITORING})
+    return describe(groups, {"all": ALL, "monitoring": MONITORING, "reward": reward_data()})
 
 
 def messages(hosts, environ=ENV):
@@ -103,7 +105,7 @@ def test_keystore_on_transcoder(tmp_path):
 
 def test_keystore_inherited_by_a_transcoder_from_all(tmp_path):
     groups = {"orchestrators": [("o1", {})], "transcoders": [("t1", {"orchestrator": "o1"})], "reward": ["o1"]}
-    hosts = describe(groups, {"all": {**ALL, "keystore_path": keystore(tmp_path)}})
+    hosts = describe(groups, {"all": {**ALL, "keystore_path": keystore(tmp_path)}, "reward": reward_data()})
     problems = messages(hosts)
     assert any(p.startswith("t1: keystore_path is set on a transcoder") for p in problems)
 
@@ -119,6 +121,36 @@ def test_keystore_on_reward_host_is_checked_like_a_secret(tmp_path):
     loose = keystore(tmp_path, mode=0o644)
     [msg] = messages(fleet(reward=[("r1", {"ssh_hostname": "10.0.0.41", "keystore_path": loose})]))
     assert msg == f"r1: keystore file {loose} (keystore_path) is open to group/others (mode 0644). Fix: chmod 600 {loose}"
+
+
+def test_reward_host_needs_its_keystore_password_and_rpc_url():
+    found = messages(fleet(reward=[("r1", {"ssh_hostname": "10.0.0.41", "keystore_path": None,
+                                           "keystore_password_env": None, "eth_url_env": None})]))
+    assert found == [
+        "r1: the reward host has no keystore_path: the reward service signs with it. Fix: set keystore_path to the "
+        "orchestrator's keystore file on this machine (or its reward caller's, with reward_orch_addr; "
+        "docs/on-chain.md)",
+        "r1: no RPC URL (the chain's JSON-RPC endpoint): set eth_url_file (a path on this machine) or eth_url_env "
+        "(the name of an environment variable holding it) in the inventory data; never the value",
+    ]
+    [msg] = messages(fleet(reward=[("r1", {"ssh_hostname": "10.0.0.41", "keystore_password_env": None})]))
+    assert msg.startswith("r1: no keystore password: set keystore_password_file")
+
+
+def test_the_rpc_url_never_goes_to_a_transcoder():
+    hosts = fleet(transcoders=[("t1", {"ssh_hostname": "10.0.0.21", "orchestrator": "o1",
+                                       "eth_url_env": "LPFLEET_ETH_URL"}),
+                               ("t2", {"ssh_hostname": "10.0.0.22", "orchestrator": "o2"})])
+    [msg] = messages(hosts)
+    assert msg.startswith("t1: eth_url_file/eth_url_env is set, but the RPC URL (it often carries the provider's "
+                          "API key) only goes to the reward and redeemer hosts, never to a transcoder")
+
+
+def test_reward_settings_are_checked():
+    found = messages(fleet(reward=[("r1", {"ssh_hostname": "10.0.0.41", "reward_network": "offchain",
+                                           "reward_controler": "0x1"})]))
+    assert "r1: reward_controler is not a setting of the reward role; did you mean reward_controller?" in found
+    assert any(m.startswith("r1: reward_network = 'offchain' is off chain") for m in found)
 
 
 # --------------------------------------------------------------------------- transcoder -> orchestrator
@@ -155,7 +187,7 @@ def test_solo_orchestrator_that_transcodes_needs_no_orchestrator_link():
 
 
 def test_missing_environment_variable_names_it():
-    problems = messages(fleet(), {"LPFLEET_ADMIN_TOKEN": "x"})
+    problems = messages(fleet(), {"LPFLEET_ADMIN_TOKEN": "x", **REWARD_ENV})
     assert problems[0] == ("o1: orchSecret: environment variable LPFLEET_ORCH_SECRET (orch_secret_env) is not set or "
                            "empty. Fix: export LPFLEET_ORCH_SECRET=... in the shell you deploy from (or set orch_secret_file)")
     # Every node host is named, monitoring and reward hosts need no orchSecret.
@@ -167,7 +199,7 @@ def test_empty_environment_variable_counts_as_missing():
 
 
 def test_no_secret_source_at_all():
-    hosts = describe({"orchestrators": [("o1", {})], "reward": ["o1"]}, {"all": {"admin_networks": ["10.0.0.0/8"]}})
+    hosts = describe({"orchestrators": [("o1", {})], "reward": ["o1"]}, {"all": {"admin_networks": ["10.0.0.0/8"]}, "reward": reward_data()})
     assert messages(hosts) == [
         "o1: no orchSecret: set orch_secret_file (a path on this machine) or orch_secret_env (the name of an "
         "environment variable holding it) in the inventory data; never the value",
@@ -186,12 +218,12 @@ def secret_file(tmp_path, mode=0o600, content="c2VjcmV0\n") -> str:
 def with_secret_file(path):
     return describe(
         {"orchestrators": [("o1", {})], "reward": ["o1"]},
-        {"all": {**ALL, "orch_secret_file": path}},
+        {"all": {**ALL, "orch_secret_file": path}, "reward": reward_data()},
     )
 
 
 def test_secret_file_is_used_when_present(tmp_path):
-    assert messages(with_secret_file(secret_file(tmp_path)), {"LPFLEET_ADMIN_TOKEN": "x"}) == []
+    assert messages(with_secret_file(secret_file(tmp_path)), {"LPFLEET_ADMIN_TOKEN": "x", **REWARD_ENV}) == []
 
 
 def test_secret_file_missing(tmp_path):
@@ -231,20 +263,20 @@ def test_duplicate_ssh_hostname():
 
 def test_host_name_counts_as_address_without_ssh_hostname():
     hosts = describe({"orchestrators": [("o1.example.net", {}), ("o2", {"ssh_hostname": "o1.example.net"})],
-                      "reward": ["o2"]}, {"all": ALL})
+                      "reward": ["o2"]}, {"all": ALL, "reward": reward_data()})
     assert any("same address (o1.example.net)" in m for m in messages(hosts))
 
 
 def test_admin_networks_required():
     hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["mon1"]},
-                     {"monitoring": MONITORING})
+                     {"monitoring": MONITORING, "reward": reward_data()})
     [msg] = messages(hosts)
     assert msg.startswith("mon1: admin_networks is empty: the firewall would refuse every SSH login. Fix: set admin_networks")
 
 
 def test_admin_network_must_be_an_address():
     hosts = describe({"monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["mon1"]},
-                     {"all": {"admin_networks": ["office"]}, "monitoring": MONITORING})
+                     {"all": {"admin_networks": ["office"]}, "monitoring": MONITORING, "reward": reward_data()})
     assert messages(hosts) == ["mon1: admin_networks entry 'office' is not an IP address or network; nftables "
                                "rules need addresses (e.g. 192.0.2.10 or 192.0.2.0/24)"]
 
@@ -332,8 +364,8 @@ def test_a_misspelt_role_setting_names_the_host_and_the_closest_key():
 def test_a_required_setting_is_only_required_where_its_role_runs():
     hosts = describe({"orchestrators": [("o1", {"ssh_hostname": "10.0.0.11"})],
                       "monitoring": [("mon1", {"ssh_hostname": "10.0.0.31"})], "reward": ["o1"]},
-                     {"all": ALL, "monitoring": {k: v for k, v in MONITORING.items()
-                                                 if k != "prometheus_runbook_base"}})
+                     {"all": ALL, "reward": reward_data(), "monitoring": {k: v for k, v in MONITORING.items()
+                                                                          if k != "prometheus_runbook_base"}})
     assert "mon1: prometheus_runbook_base is not set: where your copy of docs/ can be read, no " \
            "trailing slash: every alert links to `<runbook_base>/alerts.md#<alert>`" in messages(hosts)
     assert not any("prometheus_runbook_base" in m for m in messages(fleet()))

@@ -279,7 +279,8 @@ def test_scrape_hosts_from_the_inventory():
              HostSpec("t1", frozenset({"transcoders"}), {"ssh_hostname": "t1.example", "address": "10.0.0.21",
                                                          "orchestrator": "o1", "lpnode_max_sessions": 8})]
     assert scrape_hosts(specs) == [
-        {"name": "o1", "address": "10.0.0.11", "groups": ["orchestrators", "prod", "reward"], "expected_transcoders": 3},
+        {"name": "o1", "address": "10.0.0.11", "groups": ["orchestrators", "prod", "reward"], "expected_transcoders": 3,
+         "reward_port": 7936},
         {"name": "t1", "address": "10.0.0.21", "groups": ["transcoders"], "orchestrator": "o1"},
     ]
 

@@ -112,8 +112,10 @@ def test_missing_environment_variable_is_named_not_guessed(monkeypatch):
 def test_keystore_refused_where_it_does_not_belong(tmp_path):
     keystore = tmp_path / "k.json"
     keystore.write_text("{}")
-    with pytest.raises(DeployError, match="a keystore may only go to the reward or redeemer hosts"):
+    with pytest.raises(DeployError, match="a keystore and the RPC URL may only go to the reward or redeemer hosts"):
         run(keystore=SecretSource("keystore", file=str(keystore)))
+    with pytest.raises(DeployError, match="a keystore and the RPC URL may only go to the reward or redeemer hosts"):
+        run(eth_url=SecretSource("RPC URL", env="LPFLEET_ORCH_SECRET"))
 
 
 def test_keystore_on_the_reward_host_is_kept_byte_for_byte(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lpnode.secret import SecretError, load_orch_secret, looks_like_path, read_secret_file
+from lpnode.secret import SecretError, load_orch_secret, load_rpc_url, looks_like_path, read_secret_file
 
 SECRET = "s3cr3t-Value-42"
 LOG = logging.getLogger("lpnode.test.secret")
@@ -164,3 +164,33 @@ def test_secret_never_in_errors_even_when_file_is_bad(tmp_path: Path, caplog_all
     for mode in (0o644, 0o660):
         load_error(str(secret_file(tmp_path, mode=mode)))
     load_error(str(secret_file(tmp_path, SECRET + "x" * 70_000)))
+
+
+KEYED_URL = "https://arb-mainnet.g.example.com/v2/Ab3dEf6hIj9kLm2nOp5q"
+
+
+def test_eth_url_from_a_file_is_read_with_the_secret_checks(tmp_path: Path, caplog_all: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "ethUrl"
+    path.write_text(KEYED_URL + "\n")
+    path.chmod(0o600)
+    assert load_rpc_url(str(path), log=LOG) == KEYED_URL
+    path.chmod(0o640)
+    with pytest.raises(SecretError, match="chmod 600"):
+        load_rpc_url(str(path), log=LOG)
+    assert KEYED_URL not in caplog_all.text and "Ab3dEf6hIj9kLm2nOp5q" not in caplog_all.text
+
+
+def test_eth_url_inline_works_and_a_keyed_one_is_warned_about(caplog_all: pytest.LogCaptureFixture) -> None:
+    assert load_rpc_url("http://127.0.0.1:8545", log=LOG) == "http://127.0.0.1:8545"
+    assert not [r for r in caplog_all.records if r.levelno == logging.WARNING]
+    assert load_rpc_url(KEYED_URL, log=LOG) == KEYED_URL
+    warnings = [r.getMessage() for r in caplog_all.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "`ps`" in warnings[0] and "Ab3dEf6hIj9kLm2nOp5q" not in warnings[0]
+
+
+def test_eth_url_file_without_a_url_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "ethUrl"
+    path.write_text("arb1.arbitrum.io/rpc\n")
+    path.chmod(0o600)
+    with pytest.raises(SecretError, match=r"not an http\(s\) or ws\(s\) URL .*e\.g\. https://"):
+        load_rpc_url(str(path), log=LOG)

@@ -15,14 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lpnode.config import FlagError, NodeConfig, parse_node_flags
 from lpnode.eth.client import Chain, ChainConfigError
-from lpnode.eth.keystore import KeystoreError, NodeAccount, parse_address, unlock
+from lpnode.eth.keystore import NodeAccount, parse_address, unlock
 from lpnode.eth.tx import GasPolicy, GasPriceTooHigh, TxReverted, TxSender, TxTimeout
+from lpnode.secret import SecretError, load_rpc_url
+
+log = logging.getLogger("lpnode.chain")
 
 PERC_DIVISOR = 1_000_000
 WEI = 10**18
@@ -72,14 +76,14 @@ def main(argv: list[str]) -> int:
         if not cfg.on_chain:
             raise FlagError("give the chain: -network and -ethUrl (and -ethController off Arbitrum One)")
         return asyncio.run(_run(args, cfg))
-    except (FlagError, KeystoreError, ChainConfigError, TxReverted, GasPriceTooHigh, TxTimeout) as exc:
+    except (FlagError, SecretError, ChainConfigError, TxReverted, GasPriceTooHigh, TxTimeout) as exc:
         print(f"lpnode chain: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, FlagError) else 1
 
 
 async def _run(args: argparse.Namespace, cfg: NodeConfig) -> int:
     assert cfg.eth_url and cfg.controller
-    chain = Chain(cfg.eth_url, cfg.controller, cfg.datadir)
+    chain = Chain(load_rpc_url(cfg.eth_url, log=log), cfg.controller, cfg.datadir)
     contracts = await chain.connect()
     if args.command == "status":
         account = None

@@ -16,6 +16,10 @@ class ChainMetrics:
         self.round_start = Gauge("lpfleet_round_start_timestamp_seconds",
                                  "When this node first saw the current round (Unix time)", labels,
                                  registry=registry).labels(node_type)
+        self.round_start_block = Gauge("lpfleet_round_start_block", "RoundsManager.currentRoundStartBlock()",
+                                       labels, registry=registry).labels(node_type)
+        self.round_length = Gauge("lpfleet_round_length_blocks", "RoundsManager.roundLength()", labels,
+                                  registry=registry).labels(node_type)
         self.last_block = Gauge("lpfleet_chain_last_block_timestamp_seconds",
                                 "When this node last saw a new block (Unix time)", labels,
                                 registry=registry).labels(node_type)
@@ -33,6 +37,8 @@ class ChainMetrics:
                               labels, registry=registry).labels(node_type)
         self.gas_spent = Counter("lpfleet_gas_spent_wei", "ETH spent on gas by this node's account (wei)",
                                  labels, registry=registry).labels(node_type)
+        self.reward_gas = Gauge("lpfleet_reward_last_gas_wei", "What the last reward transaction cost in gas (wei)",
+                                labels, registry=registry).labels(node_type)
         self.balance = Gauge("lpfleet_account_balance_wei", "The node account's ETH balance (wei)", labels,
                              registry=registry).labels(node_type)
         self.rpc_errors = Counter("lpfleet_rpc_errors", "JSON-RPC requests that failed", labels,

@@ -155,6 +155,8 @@ class RewardService:
         initialized = bool(await rounds.currentRoundInitialized().call())
         block = int(await rounds.blockNum().call())
         self._rpc_ok()
+        if current != self._round:
+            await self._new_round(current)
         self._seen(current, initialized, block)
         if not initialized:
             await self._maybe_initialize(current)
@@ -194,6 +196,16 @@ class RewardService:
                 self.state["lastError"] = "not the orchestrator's reward caller"
                 return
         await self._reward(current, transcoder)
+
+    async def _new_round(self, current: int) -> None:
+        """Once a round: where it started and how long it is (the alert's share of the round is
+        counted in blocks), and the account's balance, which pays for the round's transactions."""
+        if not self.metrics:
+            return
+        rounds = self.chain.contracts.rounds_manager.functions  # type: ignore[union-attr]
+        self.metrics.round_start_block.set(int(await rounds.currentRoundStartBlock().call()))
+        self.metrics.round_length.set(int(await rounds.roundLength().call()))
+        self.metrics.balance.set(await self.chain.w3.eth.get_balance(self.account.address))
 
     def _seen(self, current: int, initialized: bool, block: int) -> None:
         if current != self._round:
@@ -261,6 +273,7 @@ class RewardService:
             self.metrics.reward_calls["mined"].inc()
             self.metrics.minted.inc(minted)
             self.metrics.last_reward_round.set(current)
+            self.metrics.reward_gas.set(int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0)))
             self.metrics.balance.set(await self.chain.w3.eth.get_balance(self.account.address))
 
     async def _pool(self) -> list[tuple[str, int]]:

@@ -129,6 +129,12 @@ class TxSender:
         fails. Call again with the same key to resume."""
         w3 = self.chain.w3
         pending = self.pending()
+        if pending is not None and await self._from_elsewhere(pending):
+            log.warning("%s: the recorded transaction (%s, nonce %d) is unknown to this chain and its nonce is "
+                        "ahead of the account's: a record from another chain (a reset test chain, a copied "
+                        "datadir); set aside", what, pending.what, pending.nonce)
+            self._path.unlink(missing_ok=True)
+            pending = None
         if pending is not None and pending.key != key:
             # Another action's transaction: its nonce decides whether it is still in the way.
             if await w3.eth.get_transaction_count(self.account.address, "latest") > pending.nonce:
@@ -187,6 +193,13 @@ class TxSender:
                         self.policy.timeout_s, attempt + 1, self.policy.max_replacements)
         raise TxTimeout(f"{what}: not mined within -transactionTimeout {self.policy.timeout_s:.0f} s after "
                         f"{self.policy.max_replacements} replacements; it may still be mined")
+
+    async def _from_elsewhere(self, pending: Pending) -> bool:
+        """A record no chain state can explain: none of its transactions known here, and its
+        nonce beyond every nonce the account has used or has waiting. Sent again with that
+        nonce it would wait behind a gap forever."""
+        count = await self.chain.w3.eth.get_transaction_count(self.account.address, "pending")
+        return pending.nonce > count and not await self._known(pending.hashes)
 
     async def _estimate(self, tx: dict[str, Any], what: str) -> int:
         try:
