@@ -18,7 +18,8 @@ Lab data on every host:
     node_exporter_extra_args   the node exporter's filesystem types without `overlay`, which
                         a lab host's root is
 Transcoders also have orchestrator="o1" (the first orchestrator). The reward host (o1) also has
-keystore_path and keystore_password_file: the lab's throwaway keystore (lab/core.py).
+keystore_path, keystore_password_file and eth_url_file (the lab chain's orchestrator account and
+URL, lab/chain.py) and reward_* settings for the lab chain (its Controller, 1 s polling).
 
 Monitoring hosts also have (docs/lab.md, docs/monitoring.md):
     grafana                          False: lab hosts reach only the Debian mirror
@@ -52,16 +53,20 @@ _NODE_EXPORTER_FS_TYPES = (
 )
 
 
+def _fail(msg: str) -> None:
+    try:
+        from pyinfra.api.exceptions import InventoryError
+    except ImportError:  # read without pyinfra (tests, tools)
+        raise RuntimeError(msg) from None
+    raise InventoryError(msg) from None
+
+
 def _load_state() -> dict:
     try:
         return _json.loads(_STATE_FILE.read_text())
     except FileNotFoundError:
-        msg = f"lab is not up: run lpfleet lab up (no {_STATE_FILE})"
-        try:
-            from pyinfra.api.exceptions import InventoryError
-        except ImportError:  # read without pyinfra (tests, tools)
-            raise RuntimeError(msg) from None
-        raise InventoryError(msg) from None
+        _fail(f"lab is not up: run lpfleet lab up (no {_STATE_FILE})")
+        raise
 
 
 _state = _load_state()
@@ -132,10 +137,22 @@ orchestrators = _group("orchestrators")
 transcoders = _group("transcoders")
 monitoring = _group("monitoring")
 def _reward_data(h: dict) -> dict:
-    # The lab's throwaway keystore (lab/core.py): it must land here and on no other host.
-    secrets = _Path(_state["state_dir"]) / "secrets"
-    return {**_host_data(h), "keystore_path": str(secrets / "keystore.json"),
-            "keystore_password_file": str(secrets / "keystore_password")}
+    # The lab chain (lab/chain.py) and the orchestrator's keystore on it: the keystore, its
+    # password and the RPC URL must land here and on no other host.
+    chain = _state.get("chain") or {}
+    if not chain:
+        _fail("the lab state has no chain: run lpfleet lab up (it starts the lab chain)")
+    return {
+        **_host_data(h),
+        "keystore_path": chain["keystore_path"],
+        "keystore_password_file": chain["keystore_password_file"],
+        "eth_url_file": chain["eth_url_file"],
+        "reward_network": chain["network"],
+        "reward_controller": chain["controller"],
+        # Rounds of 20 one-second blocks: look every second, initialize within 2 s.
+        "reward_block_polling_interval": 1,
+        "reward_extra_flags": {"initializeRoundMaxDelay": "2s"},
+    }
 
 
 reward = [(_first_orch, _reward_data(_orchestrators[0]))] if _orchestrators else []

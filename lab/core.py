@@ -2,80 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import secrets
 import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import aptcache, config, host, net, rootfs, ssh
+from . import chain as lab_chain
 from . import state as state_mod
 from .config import HostSpec, LabError
+from .secrets import admin_token_path, alert_receiver_token_path, ensure_secrets, orch_secret_path
 from .state import Host, LabState
-from .util import Log, locked, quiet_log, require_root_and_tools, write_secret
+from .util import Log, locked, quiet_log, require_root_and_tools
+
+SERVICE_PORT = 8935  # lpnode's, where the lab orchestrator is registered
 
 TOOLS = ("debootstrap", "systemd-nspawn", "ip", "nft", "mount", "ssh", "ssh-keygen", "setsid")
-
-
-def secrets_dir() -> Path:
-    return config.state_dir() / "secrets"
-
-
-def orch_secret_path() -> Path:
-    return secrets_dir() / "orchSecret"
-
-
-def admin_token_path() -> Path:
-    return secrets_dir() / "admin_token"
-
-
-def alert_receiver_token_path() -> Path:
-    return secrets_dir() / "alert_receiver_token"
-
-
-def keystore_path() -> Path:
-    return secrets_dir() / "keystore.json"
-
-
-def keystore_password_path() -> Path:
-    return secrets_dir() / "keystore_password"
-
-
-def _throwaway_keystore() -> str:
-    """Shaped like a geth v3 keystore, holding random bytes rather than an encrypted key: the
-    lab proves where a keystore lands and where it never does, and no key is worth anything."""
-    return json.dumps({
-        "version": 3, "id": str(uuid.uuid4()), "address": secrets.token_hex(20),
-        "crypto": {"cipher": "aes-128-ctr", "ciphertext": secrets.token_hex(32),
-                   "cipherparams": {"iv": secrets.token_hex(16)}, "kdf": "scrypt",
-                   "kdfparams": {"dklen": 32, "n": 262144, "p": 1, "r": 8,
-                                 "salt": secrets.token_hex(32)},
-                   "mac": secrets.token_hex(32)},
-    }) + "\n"
-
-
-def ensure_secrets() -> None:
-    """The lab's orchSecret, admin token, alert receiver token and the reward host's (throwaway)
-    keystore and password on the control machine (0600, random, made once). The receiver token
-    is what the lab's Alertmanager sends to the test webhook receiver (a bearer token), so the
-    lab proves receiver secrets arrive."""
-    secrets_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(secrets_dir(), 0o700)
-    if not orch_secret_path().exists():
-        write_secret(orch_secret_path(), base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    if not admin_token_path().exists():
-        write_secret(admin_token_path(), secrets.token_urlsafe(32) + "\n")
-    if not alert_receiver_token_path().exists():
-        write_secret(alert_receiver_token_path(), secrets.token_urlsafe(32) + "\n")
-    if not keystore_path().exists():
-        write_secret(keystore_path(), _throwaway_keystore())
-    if not keystore_password_path().exists():
-        write_secret(keystore_password_path(), secrets.token_urlsafe(24) + "\n")
 
 
 def _to_host(spec: HostSpec) -> Host:
@@ -90,7 +33,7 @@ def _to_host(spec: HostSpec) -> Host:
     )
 
 
-def _make_state(specs: list[HostSpec], dns: list[str]) -> LabState:
+def _make_state(specs: list[HostSpec], dns: list[str], chain: dict) -> LabState:
     return LabState(
         state_dir=str(config.state_dir()),
         ssh_key=str(ssh.key_path()),
@@ -99,6 +42,7 @@ def _make_state(specs: list[HostSpec], dns: list[str]) -> LabState:
         orch_secret_file=str(orch_secret_path()),
         admin_token_file=str(admin_token_path()),
         alert_receiver_token_file=str(alert_receiver_token_path()),
+        chain=chain,
         hosts=[_to_host(s) for s in specs],
         dns=dns,
     )
@@ -175,6 +119,10 @@ def up(
         key = ssh.ensure_key()
         pubkey = key.with_suffix(".pub").read_text()
         ensure_secrets()
+        # The chain stands for the operator's RPC provider; the first orchestrator is registered
+        # on it, at its service address.
+        orchestrators = [s for s in specs if s.group == "orchestrators"]
+        chain = lab_chain.ensure(f"https://{orchestrators[0].address}:{SERVICE_PORT}", log) if orchestrators else {}
 
         # Hosts no longer wanted.
         removed = []
@@ -204,7 +152,7 @@ def up(
         to_boot = [s for s, r in zip(specs, is_up, strict=True) if not r]
         running = [s.name for s, r in zip(specs, is_up, strict=True) if r]
 
-        st = _make_state(specs, dns)
+        st = _make_state(specs, dns, chain)
         ssh.write_client_files([(s.name, s.address, host.host_pubkeys(s.name)) for s in specs])
         state_mod.save(st)
 
@@ -254,6 +202,7 @@ def down(purge: bool = False, *, log: Log = quiet_log) -> list[str]:
         if host.hosts_dir().is_dir():
             shutil.rmtree(host.hosts_dir())
         aptcache.stop(log)
+        lab_chain.down()
         net.remove_nat()
         net.remove_bridge()
         net.restore_forwarding(log)

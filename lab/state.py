@@ -9,6 +9,7 @@
      "known_hosts": ".../ssh/known_hosts", "orch_secret_file": ".../secrets/orchSecret",
      "admin_token_file": ".../secrets/admin_token",
      "alert_receiver_token_file": ".../secrets/alert_receiver_token", "dns": ["..."],
+     "chain": {"rpc_url": "http://10.77.0.1:8545", "controller": "0x...", ...},
      "hosts": [{"name": "o1", "address": "10.77.0.11", "group": "orchestrators",
                 "netns": "lpfleet-o1", "veth": "lpv-o1", "machine": "lpfleet-o1",
                 "root": ".../hosts/o1/root"}, ...]}
@@ -59,6 +60,9 @@ class LabState:
     dns: list[str] = field(default_factory=list)
     # Written by every `up` since the monitoring deploy; empty in an older state file.
     alert_receiver_token_file: str = ""
+    # The lab chain (lab/chain.py): RPC URL, Controller, round length, the orchestrator's
+    # account and the files of its keystore, password and RPC URL. Empty without orchestrators.
+    chain: dict = field(default_factory=dict)
     subnet: str = config.SUBNET
     gateway: str = config.GATEWAY
     bridge: str = config.BRIDGE

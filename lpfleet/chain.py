@@ -48,8 +48,10 @@ class ChainError(Exception):
     """A local chain that cannot be started or used; the message says what to do."""
 
 
-def state_dir(port: int) -> Path:
-    base = os.environ.get("LPFLEET_CHAIN_DIR") or Path.home() / ".local" / "state" / "lpfleet" / "chain"
+def state_dir(port: int, base: Path | None = None) -> Path:
+    """Where the chain on ``port`` keeps its pid, log and description: under ``base`` (the
+    lab's own), else $LPFLEET_CHAIN_DIR, else ~/.local/state/lpfleet/chain."""
+    base = base or Path(os.environ.get("LPFLEET_CHAIN_DIR") or Path.home() / ".local" / "state" / "lpfleet" / "chain")
     return Path(base) / str(port)
 
 
@@ -107,9 +109,9 @@ def compile_contracts() -> dict[str, Artifact]:
     }
 
 
-def _pid(port: int) -> int | None:
+def _pid(port: int, base: Path | None = None) -> int | None:
     try:
-        pid = int((state_dir(port) / "anvil.pid").read_text())
+        pid = int((state_dir(port, base) / "anvil.pid").read_text())
         os.kill(pid, 0)
         return pid
     except (OSError, ValueError):
@@ -139,11 +141,11 @@ def _wait_rpc(rpc_url: str, pid: int, log: Path, timeout: float = 30) -> Any:
 
 
 def up(host: str = "127.0.0.1", port: int = DEFAULT_PORT, block_time: float | None = None,
-       round_length: int = DEFAULT_ROUND_LENGTH) -> dict[str, Any]:
+       round_length: int = DEFAULT_ROUND_LENGTH, base: Path | None = None) -> dict[str, Any]:
     """Start (or find) the chain on ``port`` and return its description."""
-    d = state_dir(port)
+    d = state_dir(port, base)
     described = d / "chain.json"
-    if _pid(port) is not None and described.exists():
+    if _pid(port, base) is not None and described.exists():
         return dict(json.loads(described.read_text()))
     if round_length < 2:
         raise ChainError(f"--round-length {round_length}: a round needs at least 2 blocks")
@@ -165,7 +167,7 @@ def up(host: str = "127.0.0.1", port: int = DEFAULT_PORT, block_time: float | No
             # Deployed with a block per transaction; from now on blocks come on the clock.
             w3.provider.make_request("evm_setIntervalMining", [block_time])
     except BaseException:
-        down(port)
+        down(port, base)
         raise
     description = {
         "rpc_url": rpc_url,
@@ -234,31 +236,31 @@ def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[s
     return {"Controller": controller.address, **{name: c.address for name, c in contracts.items()}}
 
 
-def description(port: int = DEFAULT_PORT) -> dict[str, Any]:
+def description(port: int = DEFAULT_PORT, base: Path | None = None) -> dict[str, Any]:
     """The running chain's description; ChainError if there is none."""
-    path = state_dir(port) / "chain.json"
-    if _pid(port) is None or not path.exists():
+    path = state_dir(port, base) / "chain.json"
+    if _pid(port, base) is None or not path.exists():
         raise ChainError(f"no local chain on port {port}: start one with `lpfleet chain up --port {port}`")
     return dict(json.loads(path.read_text()))
 
 
-def mine(blocks: int, port: int = DEFAULT_PORT) -> int:
+def mine(blocks: int, port: int = DEFAULT_PORT, base: Path | None = None) -> int:
     """Advance ``blocks`` blocks; returns the new block number."""
     if blocks < 1:
         raise ChainError(f"mine {blocks}: give a number of blocks of at least 1")
-    w3 = _web3(description(port)["rpc_url"])
+    w3 = _web3(description(port, base)["rpc_url"])
     w3.provider.make_request("anvil_mine", [hex(blocks)])
     return int(w3.eth.block_number)
 
 
-def down(port: int = DEFAULT_PORT) -> bool:
+def down(port: int = DEFAULT_PORT, base: Path | None = None) -> bool:
     """Stop the chain on ``port``; False if none was running."""
-    d = state_dir(port)
-    pid = _pid(port)
+    d = state_dir(port, base)
+    pid = _pid(port, base)
     if pid is not None:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _pid(port) is not None and time.monotonic() < deadline:
+        while _pid(port, base) is not None and time.monotonic() < deadline:
             try:  # reap it when it is this process's own child (tests start chains in-process)
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
