@@ -103,3 +103,69 @@ def _register(desc: dict[str, Any], service_uri: str) -> None:
         capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise LabError(f"registering the lab orchestrator on the lab chain failed:\n{result.stderr.strip()[-3000:]}")
+
+
+class Reader:
+    """The lab chain as a test or the demo reads it: the round, the orchestrator's rewards."""
+
+    def __init__(self, chain_info: dict[str, Any]) -> None:
+        from eth_utils import keccak
+        from web3 import Web3
+
+        from lpnode.eth import abi
+
+        self.w3 = Web3(Web3.HTTPProvider(chain_info["rpc_url"], request_kwargs={"timeout": 10}))
+        self.orchestrator = chain_info["orchestrator"]
+        controller = self.w3.eth.contract(address=chain_info["controller"], abi=abi.CONTROLLER)
+
+        def contract(name: str, contract_abi: list[dict[str, Any]]) -> Any:
+            address = controller.functions.getContract(keccak(text=name)).call()
+            return self.w3.eth.contract(address=address, abi=contract_abi)
+
+        self.bonding = contract("BondingManager", abi.BONDING_MANAGER)
+        self.rounds = contract("RoundsManager", abi.ROUNDS_MANAGER)
+
+    def block(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def round(self) -> int:
+        return int(self.rounds.functions.currentRound().call())
+
+    def round_start(self) -> int:
+        return int(self.rounds.functions.currentRoundStartBlock().call())
+
+    def round_length(self) -> int:
+        return int(self.rounds.functions.roundLength().call())
+
+    def last_reward_round(self) -> int:
+        return int(self.bonding.functions.getTranscoder(self.orchestrator).call()[0])
+
+    def reward_events(self, from_block: int, to_block: int | str = "latest") -> list[Any]:
+        return list(self.bonding.events.Reward().get_logs(
+            from_block=from_block, to_block=to_block, argument_filters={"transcoder": self.orchestrator}))
+
+
+def watch_rewards(rounds: int, chain_info: dict[str, Any], log: Log, timeout_per_round: float = 120) -> bool:
+    """Watch ``rounds`` rounds pass on the lab chain and report the orchestrator's Reward
+    events in each. True when every one of them was rewarded exactly once."""
+    import time
+
+    chain = Reader(chain_info)
+    ok = True
+    watched = chain.round() + 1
+    for _ in range(rounds):
+        deadline = time.monotonic() + timeout_per_round
+        # Wait for the round after it to start: everything mined in between is the round.
+        while chain.round() < watched + 1:
+            if time.monotonic() > deadline:
+                log(f"round {watched}: the chain did not move on within {timeout_per_round:.0f} s")
+                return False
+            time.sleep(1)
+        start, length = chain.round_start(), chain.round_length()
+        events = chain.reward_events(start - length, start - 1)
+        minted = sum(int(e["args"]["amount"]) for e in events)
+        log(f"round {watched}: blocks {start - length}-{start - 1}, reward called {len(events)} time(s), "
+            f"{minted / 1e18:.4f} LPT minted")
+        ok = ok and len(events) == 1
+        watched += 1
+    return ok

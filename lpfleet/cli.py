@@ -4,6 +4,7 @@
     lpfleet lab down [--purge]
     lpfleet lab status [--json]
     lpfleet lab ssh HOST [COMMAND...]
+    lpfleet lab rewards [--rounds N]
     lpfleet lab stop HOST [--hard] | start HOST | cut HOST | restore HOST
 
 Each top-level command group registers itself in COMMANDS; more groups (deploy, runbook, ...)
@@ -99,6 +100,18 @@ def _cmd_lab_ssh(args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
+def _cmd_lab_rewards(args: argparse.Namespace) -> int:
+    import lab
+    from lab import chain as lab_chain
+    from lab.util import stderr_log
+
+    info = lab.load().chain
+    if not info:
+        print("lpfleet lab rewards: the lab has no chain: run lpfleet lab up", file=sys.stderr)
+        return 1
+    return 0 if lab_chain.watch_rewards(args.rounds, info, print if not args.quiet else stderr_log) else 1
+
+
 def _cmd_lab_stop(args: argparse.Namespace) -> int:
     import lab
 
@@ -157,6 +170,9 @@ def _add_lab(sub: argparse._SubParsersAction) -> None:
     c.add_argument("host")
     c.add_argument("command", nargs=argparse.REMAINDER)
     c.set_defaults(func=_cmd_lab_ssh)
+    c = cmd("rewards", _cmd_lab_rewards, "watch rounds pass on the lab chain and the reward calls "
+            "in each; exit 1 unless each round was rewarded exactly once")
+    c.add_argument("--rounds", type=int, default=3, help="how many rounds (3)")
     c = cmd("stop", _cmd_lab_stop, "power a host off (disk kept)", host=True)
     c.add_argument("--hard", action="store_true", help="a power cut instead of a clean shutdown")
     c = cmd("start", _cmd_lab_start, "boot a powered-off host and wait for sshd", host=True)

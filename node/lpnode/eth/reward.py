@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from web3.logs import DISCARD
+
 from lpnode.eth import abi
 from lpnode.eth.client import ZERO_ADDRESS, Chain, ChainConfigError
 from lpnode.eth.keystore import NodeAccount
@@ -263,7 +265,8 @@ class RewardService:
                 self.metrics.reward_calls["failed"].inc()
             raise
         minted = 0
-        for event in c.bonding_manager.events.Reward().process_receipt(receipt):
+        # DISCARD: the receipt also holds the token's and the minter's logs, which are not Reward events.
+        for event in c.bonding_manager.events.Reward().process_receipt(receipt, errors=DISCARD):
             minted += int(event["args"]["amount"])
         # Status and metrics together, before anything awaits: a reader sees both or neither.
         self.state.update(rewarded=True, lastRewardRound=current, lastMinted=minted)
