@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
@@ -107,12 +107,54 @@ def config_flags(
         flags.append(("adminTokenFile", ADMIN_TOKEN_PATH))
     for name, value in s.extra_flags.items():
         flags.append((name.lstrip("-"), value))
+    return checked_flags(host_name, flags)
+
+
+def checked_flags(host_name: str, flags: list[tuple[str, str | int | bool]]) -> list[tuple[str, str | int | bool]]:
+    """``flags``, refused if one cannot be written to lpnode's config file."""
     for name, value in flags:
         text = str(value)
         # The config format has no quoting: a value is the rest of the line up to " #".
         if "\n" in text or " #" in text or not name.isidentifier():
             raise DeployError(f"{host_name}: lpnode flag {name} = {text!r} cannot be written to a config file")
     return flags
+
+
+def service_files(what: str, role: str, config_path: str, unit_path: str,
+                  flags: list[tuple[str, str | int | bool]], service_user: str, restart_sec: int,
+                  gpu: bool = False, reloadable: bool = False, state_directory: str = "lpnode") -> tuple[Any, Any]:
+    """An lpnode service's config file (checked by lpnode before it goes live) and systemd
+    unit, as operations: (config, unit)."""
+    config = validated_template(
+        name=f"{what} config {config_path} (checked by lpnode itself)",
+        src="lpnode.conf.j2",
+        dest=config_path,
+        # lpnode checks every flag and how they combine, as at start-up, so a typo'd flag or a
+        # bad value fails here instead of in a crash-looping service.
+        validate=f"{VENV}/bin/lpnode check-config {{path}}",
+        user="root",
+        group=service_user,
+        mode="640",
+        role=role,
+        host_name=host.name,
+        flags=flags,
+    )
+    unit = files.template(
+        name=f"systemd unit {unit_path}",
+        src=template_path("lpnode.service.j2"),
+        dest=unit_path,
+        mode="644",
+        jinja_env_kwargs=jinja_options(),
+        role=role,
+        service_user=service_user,
+        venv=VENV,
+        config_path=config_path,
+        restart_sec=restart_sec,
+        gpu=gpu,
+        reloadable=reloadable,
+        state_directory=state_directory,
+    )
+    return config, unit
 
 
 @operation()
@@ -231,36 +273,11 @@ def node(
     if installed is None:
         installed = cast(Installed, install_lpnode(python=s.python))
 
-    config = validated_template(
-        name=f"lpnode config {CONFIG_PATH} (checked by lpnode itself)",
-        src="lpnode.conf.j2",
-        dest=CONFIG_PATH,
-        # lpnode checks every flag and how they combine, as at start-up, so a typo'd flag or a
-        # bad value fails here instead of in a crash-looping service.
-        validate=f"{VENV}/bin/lpnode check-config {{path}}",
-        user="root",
-        group=service_user,
-        mode="640",
-        role=role,
-        host_name=host.name,
-        flags=config_flags(role=role, address=address, settings=s, orch_addr=orch_addr,
-                           host_name=host.name, transcoder_name=f"{host.name}:{s.cli_port}",
-                           tls=tls),
-    )
-    unit = files.template(
-        name=f"systemd unit {UNIT_PATH}",
-        src=template_path("lpnode.service.j2"),
-        dest=UNIT_PATH,
-        mode="644",
-        jinja_env_kwargs=jinja_options(),
-        role=role,
-        service_user=service_user,
-        venv=VENV,
-        config_path=CONFIG_PATH,
-        restart_sec=s.restart_sec,
-        gpu=bool(s.gpus),
-        reloadable=reloadable,
-    )
+    flags = config_flags(role=role, address=address, settings=s, orch_addr=orch_addr, host_name=host.name,
+                         transcoder_name=f"{host.name}:{s.cli_port}", tls=tls)
+    config, unit = service_files(what="lpnode", role=role, config_path=CONFIG_PATH, unit_path=UNIT_PATH,
+                                 flags=flags, service_user=service_user, restart_sec=s.restart_sec,
+                                 gpu=bool(s.gpus), reloadable=reloadable)
     must_restart = (
         restart
         or (reload and not reloadable)

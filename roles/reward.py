@@ -13,12 +13,10 @@ from typing import Any, ClassVar
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import DeployError
-from pyinfra.operations import files, systemd
+from pyinfra.operations import systemd
 
-from roles._ops import jinja_options, template_path, validated_template
 from roles.common import CommonSettings
-from roles.node import VENV, Installed
+from roles.node import Installed, checked_flags, service_files
 from roles.secrets import CONFIG_DIR, ETH_URL_PATH, KEYSTORE_FILE, KEYSTORE_PASSWORD_PATH
 from roles.settings import RoleSettings, at_least, setting
 
@@ -102,10 +100,7 @@ def config_flags(settings: RewardSettings, password: bool = True) -> list[tuple[
     ]
     for name, value in s.extra_flags.items():
         flags.append((name.lstrip("-"), value))
-    for name, value in flags:
-        if "\n" in str(value) or " #" in str(value) or not name.isidentifier():
-            raise DeployError(f"{host.name}: reward flag {name} = {value!r} cannot be written to a config file")
-    return flags
+    return checked_flags(host.name, flags)
 
 
 @deploy("reward")
@@ -125,33 +120,9 @@ def reward(
     + password: the keystore has a password file (keystore_password_file/env)
     """
     s = settings or RewardSettings()
-    config = validated_template(
-        name=f"reward service config {CONFIG_PATH} (checked by lpnode itself)",
-        src="lpnode.conf.j2",
-        dest=CONFIG_PATH,
-        validate=f"{VENV}/bin/lpnode check-config {{path}}",
-        user="root",
-        group=service_user,
-        mode="640",
-        role="reward",
-        host_name=host.name,
-        flags=config_flags(s, password),
-    )
-    unit = files.template(
-        name=f"systemd unit {UNIT_PATH}",
-        src=template_path("lpnode.service.j2"),
-        dest=UNIT_PATH,
-        mode="644",
-        jinja_env_kwargs=jinja_options(),
-        role="reward",
-        service_user=service_user,
-        venv=VENV,
-        config_path=CONFIG_PATH,
-        restart_sec=5,
-        gpu=False,
-        reloadable=False,
-        state_directory=STATE_DIRECTORY,
-    )
+    config, unit = service_files(what="reward service", role="reward", config_path=CONFIG_PATH,
+                                 unit_path=UNIT_PATH, flags=config_flags(s, password), service_user=service_user,
+                                 restart_sec=5, state_directory=STATE_DIRECTORY)
     systemd.service(
         name="reward service running and enabled at boot",
         service=SERVICE,
