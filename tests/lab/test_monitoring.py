@@ -110,10 +110,11 @@ def test_prometheus_and_alertmanager_on_the_monitoring_host(hosts, lab):
 
 
 def test_every_target_is_up(prometheus, lab):
-    """Every lab node's 7935, every node exporter, Alertmanager and Prometheus itself, each
-    with the inventory's host, role and orchestrator labels."""
+    """Every lab node's 7935, the reward service's 7936 on o1, every node exporter,
+    Alertmanager and Prometheus itself, each with the inventory's host, role and orchestrator
+    labels."""
     expected = {("lpnode", n) for n in NODES} | {("node", h.name) for h in lab.hosts} \
-        | {("alertmanager", MON), ("prometheus", MON)}
+        | {("alertmanager", MON), ("prometheus", MON), ("lpnode-reward", ORCH)}
 
     def all_up():
         targets = prometheus.targets()
@@ -131,14 +132,17 @@ def test_every_target_is_up(prometheus, lab):
     assert found[("node", ORCH)]["labels"]["role"] == "orchestrator+reward"  # o1 is the reward host
     assert found[("node", MON)]["labels"]["role"] == "monitoring" and "orchestrator" not in found[("node", MON)]["labels"]
     assert found[("lpnode", "t2")]["scrapeUrl"] == f"http://{lab.host('t2').address}:7935/metrics"
+    assert found[("lpnode-reward", ORCH)]["scrapeUrl"] == f"http://{lab.host(ORCH).address}:7936/metrics"
+    assert found[("lpnode-reward", ORCH)]["labels"]["role"] == "reward"
 
 
 def test_rules_loaded(prometheus):
     groups = prometheus.get("/api/v1/rules")["data"]["groups"]
     files = {Path(g["file"]).name for g in groups}
-    assert files == set(RULE_FILES + ["expected-transcoders.yml"]) - {"onchain.yml"}  # onchain: no rule yet
+    assert files == set(RULE_FILES + ["expected-transcoders.yml"])
     alerts = {r["name"]: r for g in groups for r in g["rules"] if r["type"] == "alerting"}
-    assert {"LpnodeDown", "HostDown", "LpnodeTranscodersBelowExpected", "Watchdog", "LpnodeGpuHot"} <= set(alerts)
+    assert {"LpnodeDown", "HostDown", "LpnodeTranscodersBelowExpected", "Watchdog", "LpnodeGpuHot",
+            "LpnodeRewardServiceDown", "LpnodeRewardNotCalled"} <= set(alerts)
     assert alerts["LpnodeDown"]["duration"] == 120  # the production `for: 2m`, in the lab too
     assert alerts["LpnodeDown"]["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}/alerts.md#lpnodedown"
     unhealthy = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] == "err"]
