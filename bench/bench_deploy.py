@@ -209,8 +209,11 @@ def report(results: dict, repeat: int, fresh: bool) -> str:
         "as pyinfra, so they also slow each other down. Taken out since the first measurement (3.1 s and "
         "6.0 s): hashing the 54 MB wheelhouse on every host (checksums now reused from .lpfleet-sha1sums "
         "while a file's size and mtime match), pyinfra's Users fact (lastlog and id for every account; now "
-        "one getent for the service account), and pyinfra reading a source line for every frame of every "
-        "operation to order it (roles/op_order.py).",        "",
+        "one getent for the service account), pyinfra reading a source line for every frame of every "
+        "operation to order it (roles/op_order.py), a stat and an awk per wheel to list the wheelhouse "
+        "(now one find and one awk: 0.27 s to 0.02 s per host), and the firewall's own round trip for the "
+        "SSH client address (now in the batch, with its own login arguments).",
+        "",
     ]
     return "\n".join(lines)
 
