@@ -5,8 +5,8 @@
     lpfleet chain down
 
 ``up`` starts anvil in the background, compiles and deploys the contracts, registers them in
-the Controller, sets the round length, unpauses the system, initializes the current round and
-gives every test account LPT. Its last line of output is the chain's description (JSON): the
+the Controller, sets the round length and the TicketBroker's ticket validity and unlock
+periods, unpauses the system, initializes the current round and gives every test account LPT. Its last line of output is the chain's description (JSON): the
 RPC URL, chain id, Controller and the other contracts, the round length and the test accounts
 with their private keys (anvil's published development keys: never use them anywhere else). A
 second ``up`` on the same port finds the chain running and prints the same description.
@@ -41,7 +41,11 @@ LPT_PER_ACCOUNT = 10_000 * 10**18
 ACCOUNTS = 10
 
 # The contracts, in deployment order, and the Controller name each is registered under.
-REGISTERED = ("LivepeerToken", "Minter", "BondingManager", "RoundsManager", "ServiceRegistry")
+REGISTERED = ("LivepeerToken", "Minter", "BondingManager", "RoundsManager", "ServiceRegistry", "TicketBroker")
+# TicketBroker: tickets stay valid for 2 rounds, as on Arbitrum One; a sender's unlock takes 2
+# rounds here (on Arbitrum One: 5,760 blocks' worth of rounds).
+TICKET_VALIDITY_PERIOD = 2
+UNLOCK_PERIOD = 2
 
 
 class ChainError(Exception):
@@ -218,6 +222,7 @@ def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[s
         "BondingManager": deploy("BondingManager", controller.address),
         "RoundsManager": deploy("RoundsManager", controller.address),
         "ServiceRegistry": deploy("ServiceRegistry", controller.address),
+        "TicketBroker": deploy("TicketBroker", controller.address),
     }
     for name in REGISTERED:
         send(controller.functions.setContractInfo(contract_id(name), contracts[name].address, b"\0" * 20))
@@ -231,6 +236,9 @@ def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[s
     send(bonding.functions.setUnbondingPeriod(7))
     send(rounds.functions.setRoundLength(round_length))
     send(rounds.functions.setRoundLockAmount(ROUND_LOCK_AMOUNT))
+    broker = contracts["TicketBroker"]
+    send(broker.functions.setTicketValidityPeriod(TICKET_VALIDITY_PERIOD))
+    send(broker.functions.setUnlockPeriod(UNLOCK_PERIOD))
     send(controller.functions.unpause())
     send(rounds.functions.initializeRound())
     return {"Controller": controller.address, **{name: c.address for name, c in contracts.items()}}

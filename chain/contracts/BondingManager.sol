@@ -218,6 +218,20 @@ contract BondingManager is Manager {
         emit Reward(_transcoder, rewardTokens);
     }
 
+    // A redeemed winning ticket's fees for its recipient (the protocol's checks and strings;
+    // the fee split between transcoder and delegators is left out, as delegators are).
+    function updateTranscoderWithFees(address _transcoder, uint256 _fees, uint256 _round)
+        external
+        whenSystemNotPaused
+    {
+        require(msg.sender == registered("TicketBroker"), "caller must be TicketBroker");
+        require(isRegisteredTranscoder(_transcoder), "transcoder must be registered");
+        Transcoder storage t = transcoders[_transcoder];
+        t.cumulativeFees += _fees;
+        t.lastFeeRound = rounds().currentRound();
+        _round;
+    }
+
     function setCurrentRoundTotalActiveStake() external onlyRoundsManager {
         currentRoundTotalActiveStake = nextRoundTotalActiveStake;
     }

@@ -1,0 +1,1 @@
+"""Payments: probabilistic micropayment tickets (the protocol's TicketBroker, go-livepeer's pm/)."""
