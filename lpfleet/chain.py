@@ -6,10 +6,11 @@
 
 ``up`` starts anvil in the background, compiles and deploys the contracts, registers them in
 the Controller, sets the round length and the TicketBroker's ticket validity and unlock
-periods, unpauses the system, initializes the current round and gives every test account LPT. Its last line of output is the chain's description (JSON): the
-RPC URL, chain id, Controller and the other contracts, the round length and the test accounts
-with their private keys (anvil's published development keys: never use them anywhere else). A
-second ``up`` on the same port finds the chain running and prints the same description.
+periods, unpauses the system, initializes the current round and gives every test account LPT.
+Its last line of output is the chain's description (JSON): the RPC URL, chain id, Controller and
+the other contracts, the round length and the test accounts with their private keys (anvil's
+published development keys: never use them anywhere else). A second ``up`` on the same port
+finds the chain running and prints the same description.
 
 State per port under ``$LPFLEET_CHAIN_DIR`` (default ~/.local/state/lpfleet/chain): the pid,
 anvil's log and the description.

@@ -23,6 +23,14 @@ REFERENCE_SELECTORS = {
     "initializeRound()": "d4807fb2", "setServiceURI(string)": "5f11301b", "getServiceURI(address)": "214c2a4b",
     "transcoderToRewardCaller(address)": "47621410", "setRewardCaller(address)": "0103e60e",
     "rewardForTranscoder(address)": "1a8c41f8", "rewardForTranscoderWithHint(address,address,address)": "b556966a",
+    # TicketBroker (section 1.6): the Ticket struct is the tuple of its fields' types.
+    "redeemWinningTicket((address,address,uint256,uint256,uint256,bytes32,bytes),bytes,uint256)": "ec8b3cb6",
+    "getTicketHash((address,address,uint256,uint256,uint256,bytes32,bytes))": "b03fa864",
+    "usedTickets(bytes32)": "59a515ba", "getSenderInfo(address)": "e1a589da",
+    "claimableReserve(address,address)": "81779f38", "claimedReserve(address,address)": "4ac826da",
+    "ticketValidityPeriod()": "856a2cf8", "unlockPeriod()": "20d3a0b4", "isUnlockInProgress(address)": "121cdcc2",
+    "fundDeposit()": "6caa736b", "fundReserve()": "6f9c3c8f", "fundDepositAndReserve(uint256,uint256)": "511f4073",
+    "unlock()": "a69df4b5", "cancelUnlock()": "c2c4c2c8", "withdraw()": "3ccfd60b",
 }
 
 # Event signatures as the reference gives them (sections 1.3, 1.4, 1.5, 1.7).
@@ -31,6 +39,9 @@ REFERENCE_EVENTS = {
     "TranscoderActivated(address,uint256)", "TranscoderDeactivated(address,uint256)",
     "Bond(address,address,address,uint256,uint256)", "RewardCallerSet(address,address)",
     "NewRound(uint256,bytes32)", "ServiceURIUpdate(address,string)",
+    "WinningTicketRedeemed(address,address,uint256,uint256,uint256,uint256,bytes)",
+    "WinningTicketTransfer(address,address,uint256)", "DepositFunded(address,uint256)",
+    "ReserveFunded(address,uint256)",
 }
 
 ALL = [*abi.CONTROLLER, *(item for items in abi.BY_NAME.values() for item in items)]
@@ -65,3 +76,9 @@ def test_revert_strings_lpnode_acts_on_are_the_protocols() -> None:
     assert abi.ROUND_NOT_INITIALIZED == "current round is not initialized"
     assert abi.ROUND_ALREADY_INITIALIZED == "round already initialized"
     assert abi.SYSTEM_PAUSED == "system is paused"
+
+
+def test_get_sender_info_returns_the_sender_and_reserve_structs() -> None:
+    item = next(i for i in abi.TICKET_BROKER if i["name"] == "getSenderInfo")
+    assert [(o["name"], [c["name"] for c in o["components"]]) for o in item["outputs"]] == [
+        ("sender", ["deposit", "withdrawRound"]), ("reserve", ["fundsRemaining", "claimedInCurrentRound"])]

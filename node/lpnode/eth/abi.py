@@ -19,6 +19,17 @@ _ITEM = re.compile(
 )
 
 
+# Structs the TicketBroker takes and returns, by name, with the protocol's field order
+# (MTicketBrokerCore.sol's Ticket, Sender; MReserve.sol's ReserveInfo). A signature names them
+# as types: `function getTicketHash(Ticket _ticket)`.
+STRUCTS = {
+    "Ticket": "address recipient, address sender, uint256 faceValue, uint256 winProb, uint256 senderNonce, "
+              "bytes32 recipientRandHash, bytes auxData",
+    "Sender": "uint256 deposit, uint256 withdrawRound",
+    "ReserveInfo": "uint256 fundsRemaining, uint256 claimedInCurrentRound",
+}
+
+
 def _params(text: str, event: bool = False) -> list[dict[str, Any]]:
     params = []
     for i, part in enumerate(p.strip() for p in text.split(",") if p.strip()):
@@ -26,10 +37,20 @@ def _params(text: str, event: bool = False) -> list[dict[str, Any]]:
         indexed = "indexed" in words
         words = [w for w in words if w != "indexed"]
         param: dict[str, Any] = {"type": words[0], "name": words[1] if len(words) > 1 else f"arg{i}"}
+        struct, brackets, rest = words[0].partition("[")
+        if struct in STRUCTS:
+            param.update(type="tuple" + brackets + rest, components=_params(STRUCTS[struct]), internalType=f"struct {struct}")
         if event:
             param["indexed"] = indexed
         params.append(param)
     return params
+
+
+def _canonical(param: dict[str, Any]) -> str:
+    """A parameter's type as selectors spell it: a struct is the tuple of its fields' types."""
+    if param["type"].startswith("tuple"):
+        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + param["type"][len("tuple"):]
+    return str(param["type"])
 
 
 def parse(signatures: str) -> list[dict[str, Any]]:
@@ -50,7 +71,7 @@ def parse(signatures: str) -> list[dict[str, Any]]:
 
 
 def signature(item: dict[str, Any]) -> str:
-    return f"{item['name']}({','.join(p['type'] for p in item['inputs'])})"
+    return f"{item['name']}({','.join(_canonical(p) for p in item['inputs'])})"
 
 
 def selector(item: dict[str, Any]) -> str:
@@ -128,6 +149,28 @@ function getServiceURI(address _addr) view returns (string)
 event ServiceURIUpdate(address indexed addr, string serviceURI)
 """)
 
+TICKET_BROKER = parse("""
+function redeemWinningTicket(Ticket _ticket, bytes _sig, uint256 _recipientRand) nonpayable
+function getTicketHash(Ticket _ticket) view returns (bytes32)
+function usedTickets(bytes32 _ticketHash) view returns (bool)
+function getSenderInfo(address _sender) view returns (Sender sender, ReserveInfo reserve)
+function claimableReserve(address _reserveHolder, address _claimant) view returns (uint256)
+function claimedReserve(address _reserveHolder, address _claimant) view returns (uint256)
+function ticketValidityPeriod() view returns (uint256)
+function unlockPeriod() view returns (uint256)
+function isUnlockInProgress(address _sender) view returns (bool)
+function fundDeposit() payable
+function fundReserve() payable
+function fundDepositAndReserve(uint256 _depositAmount, uint256 _reserveAmount) payable
+function unlock() nonpayable
+function cancelUnlock() nonpayable
+function withdraw() nonpayable
+event WinningTicketRedeemed(address indexed sender, address indexed recipient, uint256 faceValue, uint256 winProb, uint256 senderNonce, uint256 recipientRand, bytes auxData)
+event WinningTicketTransfer(address indexed sender, address indexed recipient, uint256 amount)
+event DepositFunded(address indexed sender, uint256 amount)
+event ReserveFunded(address indexed reserveHolder, uint256 amount)
+""")
+
 # Controller name -> ABI, for the contracts resolved at start-up.
 BY_NAME: dict[str, list[dict[str, Any]]] = {
     "BondingManager": BONDING_MANAGER,
@@ -135,6 +178,7 @@ BY_NAME: dict[str, list[dict[str, Any]]] = {
     "Minter": MINTER,
     "LivepeerToken": LIVEPEER_TOKEN,
     "ServiceRegistry": SERVICE_REGISTRY,
+    "TicketBroker": TICKET_BROKER,
 }
 
 # Revert strings lpnode recognises (livepeer/protocol, reference section 1).

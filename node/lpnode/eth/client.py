@@ -56,6 +56,7 @@ class Contracts:
     minter: Any
     token: Any
     service_registry: Any
+    ticket_broker: Any
 
 
 class Chain:
@@ -94,7 +95,8 @@ class Chain:
         self.chain_id = chain_id
         self.contracts = Contracts(controller=controller, bonding_manager=resolved["BondingManager"],
                                    rounds_manager=resolved["RoundsManager"], minter=resolved["Minter"],
-                                   token=resolved["LivepeerToken"], service_registry=resolved["ServiceRegistry"])
+                                   token=resolved["LivepeerToken"], service_registry=resolved["ServiceRegistry"],
+                                   ticket_broker=resolved["TicketBroker"])
         return self.contracts
 
     def _check_chain_id(self, chain_id: int) -> None:
