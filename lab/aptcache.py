@@ -114,3 +114,28 @@ def apt_proxy_conf() -> str:
             'Acquire::http::Timeout "20";\n'
             'Acquire::http::Pipeline-Depth "0";\n'
             'Acquire::Retries "3";\n')
+
+
+def apt_get_wrapper(real: str = "/usr/bin/apt-get", timeout_s: int = 120, tries: int = 3) -> str:
+    """A lab host's /usr/local/sbin/apt-get (ahead of /usr/bin in root's PATH): ``update``
+    bounded by a timeout and tried again, everything else passed through unchanged.
+
+    Several hosts refreshing their indexes through apt-cacher-ng at the same moment can leave
+    one apt-get waiting on its own download methods for ever, with no connection open (seen
+    twice on freshly booted labs, once for two hours); apt's own timeouts do not cover that
+    state. The cache is lab-only, so the cure is too: the deploy's apt commands are unchanged.
+    """
+    return f"""#!/bin/sh
+# written by lpfleet lab (lab/aptcache.py): apt-get update bounded and retried
+case " $* " in
+    *" update "*)
+        n=0
+        while [ "$n" -lt {tries} ]; do
+            n=$((n + 1))
+            timeout -k 10 {timeout_s} {real} "$@" && exit 0
+            echo "apt-get update did not finish (try $n of {tries}); trying again" >&2
+        done
+        exit 1 ;;
+esac
+exec {real} "$@"
+"""

@@ -52,13 +52,14 @@ def ensure(service_uri: str, log: Log = quiet_log) -> dict[str, Any]:
     _ensure_keystore(account)
     if not eth_url_path().exists() or eth_url_path().read_text() != desc["rpc_url"] + "\n":
         write_secret(eth_url_path(), desc["rpc_url"] + "\n")
-    if not _registered(desc, account["address"]):
-        log(f"chain: registering the lab orchestrator {account['address']} ({service_uri})")
-        _register(desc, service_uri)
-    return {"rpc_url": desc["rpc_url"], "chain_id": desc["chain_id"], "controller": desc["controller"],
+    info = {"rpc_url": desc["rpc_url"], "chain_id": desc["chain_id"], "controller": desc["controller"],
             "round_length": desc["round_length"], "block_time": desc["block_time"], "network": NETWORK,
             "orchestrator": account["address"], "eth_url_file": str(eth_url_path()),
             "keystore_path": str(keystore_path()), "keystore_password_file": str(keystore_password_path())}
+    if not Reader(info).registered():
+        log(f"chain: registering the lab orchestrator {account['address']} ({service_uri})")
+        _register(desc, service_uri)
+    return info
 
 
 def down() -> None:
@@ -81,16 +82,6 @@ def _ensure_keystore(account: dict[str, str]) -> None:
     password = keystore_password_path().read_text().strip()
     keystore = Account.encrypt(HexStr(account["private_key"]), password, kdf="scrypt", iterations=SCRYPT_N)
     write_secret(keystore_path(), json.dumps(keystore) + "\n")
-
-
-def _registered(desc: dict[str, Any], address: str) -> bool:
-    from web3 import Web3
-
-    from lpnode.eth import abi
-
-    w3 = Web3(Web3.HTTPProvider(desc["rpc_url"], request_kwargs={"timeout": 10}))
-    bonding = w3.eth.contract(address=desc["contracts"]["BondingManager"], abi=abi.BONDING_MANAGER)
-    return int(bonding.functions.transcoderStatus(address).call()) == 1
 
 
 def _register(desc: dict[str, Any], service_uri: str) -> None:
@@ -136,6 +127,9 @@ class Reader:
 
     def round_length(self) -> int:
         return int(self.rounds.functions.roundLength().call())
+
+    def registered(self) -> bool:
+        return int(self.bonding.functions.transcoderStatus(self.orchestrator).call()) == 1
 
     def last_reward_round(self) -> int:
         return int(self.bonding.functions.getTranscoder(self.orchestrator).call()[0])

@@ -89,11 +89,14 @@ def _init_identity(spec: HostSpec, root: Path, ssh_pubkey: str, dns: list[str]) 
 
 
 def ensure_apt_proxy(name: str) -> None:
-    """The host's apt goes through the control machine's apt cache (lab/aptcache.py)."""
-    conf = root_dir(name) / "etc/apt/apt.conf.d/01lpfleet-lab-proxy"
-    want = aptcache.apt_proxy_conf()
-    if not conf.exists() or conf.read_text() != want:
-        write_file(conf, want)
+    """The host's apt goes through the control machine's apt cache, and its `apt-get update`
+    is bounded and retried (lab/aptcache.py)."""
+    for path, want, mode in (
+        (root_dir(name) / "etc/apt/apt.conf.d/01lpfleet-lab-proxy", aptcache.apt_proxy_conf(), 0o644),
+        (root_dir(name) / "usr/local/sbin/apt-get", aptcache.apt_get_wrapper(), 0o755),
+    ):
+        if not path.exists() or path.read_text() != want:
+            write_file(path, want, mode)
 
 
 def ensure_authorized_key(name: str, ssh_pubkey: str) -> None:

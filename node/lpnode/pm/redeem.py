@@ -19,6 +19,8 @@ import asyncio
 import logging
 from typing import Any
 
+from web3.logs import DISCARD
+
 from lpnode.eth.client import Chain
 from lpnode.eth.tx import GasPriceTooHigh, TxReverted, TxSender, TxTimeout
 from lpnode.pm.queue import EXPIRED, REDEEMED, USED, TicketQueue, WinningTicket
@@ -71,13 +73,13 @@ class Redeemer:
         ticket_hash = w.ticket.hash()
         short = "0x" + ticket_hash.hex()[:12]
         if await broker.usedTickets(ticket_hash).call():
-            self.queue.done(w.sig, USED)
+            self._done(w, USED)
             log.info("ticket %s (nonce %d) is already redeemed on chain", short, w.ticket.sender_nonce)
             return USED
         current = int(await rounds.currentRound().call())
         validity = int(await broker.ticketValidityPeriod().call())
         if w.ticket.creation_round + validity <= current:
-            self.queue.done(w.sig, EXPIRED, reason="ticket is expired")
+            self._done(w, EXPIRED, reason="ticket is expired")
             log.error("ticket %s worth %d wei expired unredeemed (created in round %d, valid %d rounds, now %d)",
                       short, w.ticket.face_value, w.ticket.creation_round, validity, current)
             self._error("expired")
@@ -88,7 +90,7 @@ class Redeemer:
         except TxReverted as exc:
             if exc.reason == TICKET_IS_USED:
                 self.sender.forget(f"redeem:{ticket_hash.hex()}")
-                self.queue.done(w.sig, USED)
+                self._done(w, USED)
                 return USED
             self._keep(w, short, exc.reason, "reverted", w.ticket.creation_round + validity - 1)
             return None
@@ -99,12 +101,15 @@ class Redeemer:
         tx_hash = receipt["transactionHash"]
         tx_hash = tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
         paid = sum(int(e["args"]["amount"]) for e in _transfers(c.ticket_broker, receipt))
-        self.queue.done(w.sig, REDEEMED, tx_hash=tx_hash)
-        self._reported.pop(w.sig, None)
+        self._done(w, REDEEMED, tx_hash=tx_hash)
         log.info("ticket %s redeemed: %d wei (transaction %s)", short, paid, tx_hash)
         if self._on_redeemed is not None:
             self._on_redeemed(paid)
         return REDEEMED
+
+    def _done(self, w: WinningTicket, state: str, tx_hash: str | None = None, reason: str | None = None) -> None:
+        self.queue.done(w.sig, state, tx_hash=tx_hash, reason=reason)
+        self._reported.pop(w.sig, None)
 
     def _keep(self, w: WinningTicket, short: str, reason: str, kind: str, last_round: int) -> None:
         self.queue.failed(w.sig, reason)
@@ -121,6 +126,4 @@ class Redeemer:
 
 
 def _transfers(broker: Any, receipt: Any) -> list[Any]:
-    from web3.logs import DISCARD
-
     return list(broker.events.WinningTicketTransfer().process_receipt(receipt, errors=DISCARD))
