@@ -41,6 +41,8 @@ TRANSCODER_CLI_PORT = 6935
 DEFAULT_MAX_SESSIONS = 10
 DEFAULT_ORCH_SECRET_GRACE = timedelta(minutes=10)
 DEFAULT_VERBOSITY = 3
+# go-livepeer's -ticketEV default (wei).
+DEFAULT_TICKET_EV = 8_000_000_000
 # go-livepeer's networks with a known Controller (cmd/livepeer/starter/starter.go).
 CONTROLLERS = {"arbitrum-one-mainnet": "0xD8E8328501E9645d16Cf49539efC04f734606ee4"}
 
@@ -311,6 +313,11 @@ _FLAGS: tuple[_Flag, ...] = (
           "Orchestrator: price in wei per -pixelsPerUnit pixels."),
     _Flag("pixelsPerUnit", "int", "pixels_per_unit", _parse_int, 1, "1", "Pricing",
           "Number of pixels that -pricePerUnit pays for; must be > 0."),
+    _Flag("ticketEV", "int", "ticket_ev", _parse_wei, DEFAULT_TICKET_EV, str(DEFAULT_TICKET_EV), "Pricing",
+          "On chain, orchestrator: the expected value in wei of each ticket a gateway pays with."),
+    _Flag("maxFaceValue", "int", "max_face_value", _parse_wei, 0, "0", "Pricing",
+          "On chain, orchestrator: the most a ticket may be worth in wei if it wins; 0: no cap beyond "
+          "the gateway's reserve."),
     _Flag("ethUrl", "url", "eth_url", _optional_str, None, "", "On chain",
           "JSON-RPC endpoint of the chain (Arbitrum One for the Livepeer network), or the path of a "
           "file holding it (/, ~ or . first; mode 0600): providers put the API key in the URL. "
@@ -384,7 +391,7 @@ UNSUPPORTED_FLAGS: frozenset[str] = frozenset(
     liveRunnerAddr liveAITrickleHostForRunner liveAIAuthApiKey liveAIHeartbeatURL
     liveAIHeartbeatHeaders liveAIHeartbeatInterval liveAIAuthWebhookUrl livePaymentInterval
     liveOutSegmentTimeout liveAISaveNSegments liveAICapRefreshModels liveAICapReportInterval
-    ticketEV maxFaceValue maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
+    maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
     pricePerGateway pricePerBroadcaster redeemer redeemerAddr metricsPerStream metricsClientIP
     metadataQueueUri metadataAmqpExchange metadataPublishTimeout objectStore recordStore
     FVfailGsbucket FVfailGskey authWebhookUrl startupAvailabilityCheck remoteSigner
@@ -417,7 +424,8 @@ def _unsupported(name: str) -> FlagError:
     if name in _GATEWAY_FLAGS:
         why = "lpnode runs only an orchestrator and/or transcoder; use go-livepeer for a gateway"
     elif name in _ONCHAIN_FLAGS:
-        why = "lpnode's on-chain support covers the account, transactions and reward so far; payments come later"
+        why = ("lpnode's on-chain support covers the account, reward, tickets and their redemption so far; "
+               "this one comes later")
     elif name.lower().startswith(("ai", "live", "mediamtx", "useliverunners")):
         why = "lpnode has no AI or live-video pipelines"
     else:
@@ -493,6 +501,8 @@ class NodeConfig:
     gas_limit: int = 0
     transaction_timeout: timedelta = timedelta(minutes=5)
     max_transaction_replacements: int = 1
+    ticket_ev: int = DEFAULT_TICKET_EV
+    max_face_value: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "orch_addr", tuple(self.orch_addr))
@@ -631,6 +641,12 @@ class NodeConfig:
             raise FlagError("-transactionTimeout must be positive, e.g. 5m")
         if self.max_gas_price and self.min_gas_price > self.max_gas_price:
             raise FlagError(f"-minGasPrice {self.min_gas_price} is above -maxGasPrice {self.max_gas_price}")
+        if self.ticket_ev <= 0:
+            raise FlagError("-ticketEV must be more than 0 wei (go-livepeer's default is "
+                            f"{DEFAULT_TICKET_EV})")
+        if self.max_face_value and self.max_face_value < self.ticket_ev:
+            raise FlagError(f"-maxFaceValue {self.max_face_value} is below -ticketEV {self.ticket_ev}: no ticket "
+                            "could carry its expected value; raise -maxFaceValue or lower -ticketEV")
 
 
 def default_datadir(environ: Mapping[str, str], network: str) -> str:

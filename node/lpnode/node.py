@@ -36,7 +36,12 @@ from lpnode.transcode.gpu import GpuInfo, preflight, session_budget_warning
 from lpnode.transcoder.worker import TranscoderNode
 
 if TYPE_CHECKING:
+    from lpnode.eth.client import Chain
+    from lpnode.eth.keystore import NodeAccount
+    from lpnode.eth.metrics import ChainMetrics
     from lpnode.eth.reward import RewardService
+    from lpnode.eth.tx import TxSender
+    from lpnode.pm.payments import Payments
 
 log = logging.getLogger("lpnode")
 
@@ -110,31 +115,78 @@ class Running:
     close: Callable[[], None] | None = None
 
 
-def _reward_service(cfg: NodeConfig, metrics: NodeMetrics) -> RewardService | None:
-    """The reward service of an on-chain node: None off chain or with -reward=false. Unlocks the
-    account now, so a wrong password or keystore stops the start (KeystoreError)."""
-    if not cfg.on_chain or cfg.reward is False:
+@dataclass
+class ChainParts:
+    """An on-chain node's connection, account and transaction sender: one of each, shared by
+    the reward service and the ticket redeemer (one account, one nonce sequence)."""
+    chain: Chain
+    account: NodeAccount
+    sender: TxSender
+    metrics: ChainMetrics
+    orchestrator: str  # the orchestrator's address: -ethOrchAddr, else the account's
+
+
+def _chain_parts(cfg: NodeConfig, metrics: NodeMetrics) -> ChainParts | None:
+    """None off chain. Unlocks the account now, so a wrong password or keystore stops the start
+    (KeystoreError)."""
+    if not cfg.on_chain:
         return None
     # Imported here: web3 takes a second to import, which an off-chain node (and every
     # restart's closed port) would otherwise pay.
     from lpnode.eth.client import Chain
     from lpnode.eth.keystore import parse_address, unlock
     from lpnode.eth.metrics import ChainMetrics
-    from lpnode.eth.reward import RewardService, RewardSettings
     from lpnode.eth.tx import GasPolicy, TxSender
 
     assert cfg.eth_url is not None and cfg.controller is not None  # checked by NodeConfig
     account = unlock(cfg.keystore_path, cfg.eth_acct_addr, cfg.eth_password)
+    log.info("account %s unlocked (key file %s)", account.address, account.key_file)
     chain = Chain(load_rpc_url(cfg.eth_url, log=log), cfg.controller, cfg.datadir)
     chain_metrics = ChainMetrics(metrics.registry, metrics.node_type)
     sender = TxSender(chain, account, cfg.datadir, GasPolicy.from_config(cfg), gas_spent=chain_metrics.gas_spent.inc)
     orchestrator = parse_address(cfg.eth_orch_addr, "-ethOrchAddr") if cfg.eth_orch_addr else account.address
-    settings = RewardSettings(orchestrator=orchestrator, initialize_round=cfg.initialize_round,
+    return ChainParts(chain, account, sender, chain_metrics, orchestrator)
+
+
+def _reward_service(cfg: NodeConfig, parts: ChainParts | None) -> RewardService | None:
+    """The reward service of an on-chain node: None off chain or with -reward=false."""
+    if parts is None or cfg.reward is False:
+        return None
+    from lpnode.eth.reward import RewardService, RewardSettings
+
+    settings = RewardSettings(orchestrator=parts.orchestrator, initialize_round=cfg.initialize_round,
                               initialize_round_max_delay_s=cfg.initialize_round_max_delay.total_seconds(),
                               poll_interval_s=float(cfg.block_polling_interval),
                               only_if_registered=cfg.reward is None)
-    log.info("account %s unlocked (key file %s)", account.address, account.key_file)
-    return RewardService(chain, sender, account, settings, chain_metrics)
+    return RewardService(parts.chain, parts.sender, parts.account, settings, parts.metrics)
+
+
+def _payments(cfg: NodeConfig, parts: ChainParts, orch: Orchestrator,
+              metrics: NodeMetrics) -> tuple[Payments, dict[str, Coroutine[Any, Any, Any]]]:
+    """Tickets for an on-chain orchestrator: quoting, checking, the durable queue and its
+    redemption; returns them and the loops they need."""
+    from lpnode.pm.chainwatch import ChainWatch
+    from lpnode.pm.payments import PaymentMetrics, Payments
+    from lpnode.pm.queue import TicketQueue
+    from lpnode.pm.recipient import Recipient
+    from lpnode.pm.redeem import Redeemer
+    from lpnode.pm.ticket import RecipientRandKey
+
+    address = bytes.fromhex(parts.orchestrator[2:])
+    queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
+    poll = float(cfg.block_polling_interval)
+    watch = ChainWatch(parts.chain, address, poll, queue.pending_value)
+    recipient = Recipient(address, RecipientRandKey(cfg.datadir), cfg.network, cfg.ticket_ev,
+                          max_face_value=cfg.max_face_value, min_gas_price=cfg.min_gas_price)
+    payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
+    payments = Payments(recipient, watch, queue, lambda sender: orch.price.per_pixel(), payment_metrics)
+    redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed.inc,
+                        on_error=payment_metrics.redeem_error)
+    pending = queue.counts().get("pending", 0)
+    log.info("tickets to %s: EV %d wei each%s; %d winning tickets waiting for redemption", parts.orchestrator,
+             cfg.ticket_ev, f", face value at most {cfg.max_face_value} wei" if cfg.max_face_value else "", pending)
+    return payments, {"chain watch": watch.run(), "ticket redeemer": redeemer.run(),
+                      "payments housekeeping": payments.housekeeping()}
 
 
 def _reward_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
@@ -142,7 +194,7 @@ def _reward_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
     metrics = NodeMetrics("reward")
     admin_sock = bind(cfg.cli_addr, "-cliAddr")
     admin_addr = bound_address(admin_sock)
-    service = _reward_service(cfg, metrics)
+    service = _reward_service(cfg, _chain_parts(cfg, metrics))
     assert service is not None
     admin = AdminApp(lambda: {"version": __version__, "role": cfg.role, "chain": service.status()},
                      metrics.registry if cfg.monitor else None, token=_admin_token(cfg), refused=metrics.refused)
@@ -180,20 +232,27 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
         orch.add_worker(LocalTranscoder(cfg.max_sessions or 10, gpus=[g.index for g in gpus]))
         if gpus:
             metrics.watch_gpus(gpus)
-    reward = _reward_service(cfg, metrics)
+    parts = _chain_parts(cfg, metrics)
+    reward = _reward_service(cfg, parts)
+    payments, payment_loops = _payments(cfg, parts, orch, metrics) if parts else (None, {})
+
+    def chain_status() -> dict[str, Any]:
+        return {**(reward.status() if reward else {}),
+                **({"payments": payments.status()} if payments else {})}
     life = OrchestratorLifecycle(orch, cfg.role, secret, read_secret, cfg.orch_secret_grace,
-                                 chain_status=reward.status if reward else None)
+                                 chain_status=chain_status if parts else None)
     admin = AdminApp(life.status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
                      actions={"drain": life.drain, "reload": life.reload}, refused=metrics.refused)
     # Tests and scripts that ask for port 0 read the ports from this line.
     log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
              __version__, listen, orch.service_uri, admin_addr)
     return Running(
-        servers={f"service listener {listen}": serve(ServiceApp(orch), _hypercorn(listen_sock, cert, key),
+        servers={f"service listener {listen}": serve(ServiceApp(orch, payments), _hypercorn(listen_sock, cert, key),
                                                      shutdown_trigger=stop.wait),
                  f"admin listener {admin_addr}": serve(admin, _hypercorn(admin_sock),
                                                        shutdown_trigger=stop.wait)},
-        loops={"housekeeping": orch.housekeeping(), **({"reward service": reward.run()} if reward else {})},
+        loops={"housekeeping": orch.housekeeping(), **({"reward service": reward.run()} if reward else {}),
+               **payment_loops},
         drain=life.stop_drain, reload=life.reload, close=life.close)
 
 

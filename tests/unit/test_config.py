@@ -118,7 +118,7 @@ def test_unknown_flag_error_does_not_echo_its_value() -> None:
     assert "hunter2" not in error("-orchsecret=hunter2")
 
 
-@pytest.mark.parametrize("name", ["ticketEV", "redeemerAddr", "redeemer", "gateway", "broadcaster", "aiModels", "rtmpAddr"])
+@pytest.mark.parametrize("name", ["maxTicketEV", "redeemerAddr", "redeemer", "gateway", "broadcaster", "aiModels", "rtmpAddr"])
 def test_go_livepeer_flags_lpnode_lacks_are_not_supported_yet(name: str) -> None:
     message = error(*ORCH, f"-{name}=x")
     assert f"-{name} is not supported by lpnode yet" in message
@@ -126,7 +126,7 @@ def test_go_livepeer_flags_lpnode_lacks_are_not_supported_yet(name: str) -> None
 
 
 def test_unsupported_list_covers_go_livepeer_flags() -> None:
-    assert {"ticketEV", "redeemer", "aiWorker", "gateway", "nodes", "netint", "j"} <= UNSUPPORTED_FLAGS
+    assert {"maxTicketEV", "redeemer", "aiWorker", "gateway", "nodes", "netint", "j"} <= UNSUPPORTED_FLAGS
     assert not {"ethUrl", "ethPassword", "reward"} & UNSUPPORTED_FLAGS
     assert not UNSUPPORTED_FLAGS & set(FLAG_TO_FIELD)
 
@@ -199,8 +199,8 @@ def test_bad_environment_value_names_variable_and_flag() -> None:
 
 
 def test_environment_variable_for_unsupported_flag_is_an_error() -> None:
-    message = error(*ORCH, env={"LP_TICKETEV": "1"})
-    assert "LP_TICKETEV" in message and "-ticketEV" in message and "unset it" in message
+    message = error(*ORCH, env={"LP_MAXTICKETEV": "1"})
+    assert "LP_MAXTICKETEV" in message and "-maxTicketEV" in message and "unset it" in message
 
 
 def test_unrelated_lp_variables_are_ignored() -> None:
@@ -264,8 +264,8 @@ def test_config_file_unknown_flag_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_config_file_unsupported_flag(tmp_path: Path) -> None:
-    message = error(*ORCH, "-config", write(tmp_path, "\nticketEV 1\n"))
-    assert ":2: -ticketEV is not supported by lpnode yet" in message
+    message = error(*ORCH, "-config", write(tmp_path, "\nmaxTicketEV 1\n"))
+    assert ":2: -maxTicketEV is not supported by lpnode yet" in message
 
 
 def test_config_file_bad_value_names_file_line_and_flag(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 from lpnode.core import capabilities as caps
 from lpnode.core.auth import AuthTokens
@@ -33,6 +34,9 @@ HEARTBEAT_TIMEOUT_S = 4.0
 class Price:
     price_per_unit: int = 0
     pixels_per_unit: int = 1
+
+    def per_pixel(self) -> Fraction:
+        return Fraction(self.price_per_unit, self.pixels_per_unit)
 
 
 @dataclass

@@ -4,6 +4,7 @@ flags (go-livepeer needs its interactive livepeer_cli for these).
     lpnode chain status   [node flags]
     lpnode chain register --stake LPT --rewardCut PCT --feeShare PCT --serviceURI URI [node flags]
     lpnode chain set-reward-caller ADDRESS [node flags]
+    lpnode chain fund --deposit ETH --reserve ETH [node flags]   (a gateway's TicketBroker funds)
 
 Node flags are lpnode's (-network, -ethUrl, -ethController, -ethKeystorePath, -ethAcctAddr,
 -ethPassword, -ethOrchAddr, -dataDir, -config). Amounts of LPT are in LPT (decimals allowed);
@@ -21,26 +22,24 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lpnode.config import FlagError, NodeConfig, parse_node_flags
+from lpnode.eth import units
 from lpnode.eth.client import Chain, ChainConfigError
 from lpnode.eth.keystore import NodeAccount, parse_address, unlock
 from lpnode.eth.tx import GasPolicy, GasPriceTooHigh, TxReverted, TxSender, TxTimeout
+from lpnode.eth.units import WEI
 from lpnode.secret import SecretError, load_rpc_url
 
 log = logging.getLogger("lpnode.chain")
 
 PERC_DIVISOR = 1_000_000
-WEI = 10**18
 MAX_FUTURE_ROUND = 2**256 - 1
 
 
 def _lpt(raw: str) -> int:
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an amount of LPT") from None
+    value = units.lpt(raw)
     if value <= 0:
         raise argparse.ArgumentTypeError("the stake must be more than 0 LPT")
-    return int(value * WEI)
+    return value
 
 
 def _percent(raw: str) -> int:
@@ -66,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("set-reward-caller", help="LIP-118: let ADDRESS call reward for this account",
                        allow_abbrev=False)
     c.add_argument("address", help="the reward caller's address (0x0000... to remove it)")
+    f = sub.add_parser("fund", help="a gateway's deposit and reserve in the TicketBroker", allow_abbrev=False)
+    f.add_argument("--deposit", type=units.eth, default=0, help="ETH to add to the deposit (pays winning tickets)")
+    f.add_argument("--reserve", type=units.eth, default=0, help="ETH to add to the reserve (backs face values)")
     return p
 
 
@@ -98,6 +100,8 @@ async def _run(args: argparse.Namespace, cfg: NodeConfig) -> int:
     sender = TxSender(chain, account, cfg.datadir, GasPolicy.from_config(cfg))
     if args.command == "register":
         await register(sender, contracts, account, args.stake, args.rewardCut, args.feeShare, args.serviceURI)
+    elif args.command == "fund":
+        print(json.dumps(await fund(sender, contracts, account.address, args.deposit, args.reserve)))
     else:
         caller = parse_address(args.address, "set-reward-caller")
         await sender.send(f"setRewardCaller:{caller}", contracts.bonding_manager.functions.setRewardCaller(caller),
@@ -149,6 +153,21 @@ async def register(sender: TxSender, contracts: Any, account: NodeAccount, stake
                                    "the steps already done are not repeated")
         await sender.send(f"register:{key}:{account.address}", call, what)
         print(f"done: {what}")
+
+
+async def fund(sender: TxSender, contracts: Any, address: str, deposit: int, reserve: int) -> dict[str, int]:
+    """Add ``deposit`` and ``reserve`` wei to ``address``'s TicketBroker funds (go-livepeer's
+    livepeer_cli "deposit broadcasting funds"); returns what the broker then holds for it."""
+    broker = contracts.ticket_broker.functions
+    if deposit or reserve:
+        before, _ = await broker.getSenderInfo(address).call()
+        # The key names the funds expected afterwards: a retry after a crash finds the same
+        # transaction instead of paying twice.
+        await sender.send(f"fund:{address}:{before[0] + deposit}:{reserve}",
+                          broker.fundDepositAndReserve(deposit, reserve),
+                          f"fund deposit {deposit / WEI} ETH and reserve {reserve / WEI} ETH", value=deposit + reserve)
+    info, reserve_info = await broker.getSenderInfo(address).call()
+    return {"depositWei": int(info[0]), "reserveWei": int(reserve_info[0])}
 
 
 async def status(chain: Chain, address: str) -> dict[str, Any]:

@@ -93,6 +93,9 @@ class TxSender:
         self.policy = policy
         self._path = Path(datadir) / "pending-tx.json"
         self._gas_spent = gas_spent  # told the wei of every mined transaction
+        # One account, one nonce sequence, one pending record: the reward service and the
+        # ticket redeemer of one node take turns.
+        self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ the pending record
 
@@ -123,10 +126,14 @@ class TxSender:
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, key: str, function: Any, what: str) -> dict[str, Any]:
-        """Send ``function`` (a bound contract function) for ``key`` and return its receipt.
-        Raises GasPriceTooHigh, TxReverted or TxTimeout; web3/aiohttp errors when the endpoint
-        fails. Call again with the same key to resume."""
+    async def send(self, key: str, function: Any, what: str, value: int = 0) -> dict[str, Any]:
+        """Send ``function`` (a bound contract function, with ``value`` wei) for ``key`` and
+        return its receipt. Raises GasPriceTooHigh, TxReverted or TxTimeout; web3/aiohttp errors
+        when the endpoint fails. Call again with the same key to resume."""
+        async with self._lock:
+            return await self._send(key, function, what, value)
+
+    async def _send(self, key: str, function: Any, what: str, value: int) -> dict[str, Any]:
         w3 = self.chain.w3
         pending = self.pending()
         if pending is not None and await self._from_elsewhere(pending):
@@ -166,7 +173,7 @@ class TxSender:
             pending = Pending(key=key, what=what, nonce=nonce)
         data = function._encode_transaction_data()
         tx: dict[str, Any] = {"from": self.account.address, "to": function.address, "data": data,
-                              "nonce": pending.nonce, "chainId": self.chain.chain_id, "value": 0}
+                              "nonce": pending.nonce, "chainId": self.chain.chain_id, "value": value}
         tx["gas"] = self.policy.gas_limit or await self._estimate(tx, what)
         fee_cap, tip = await self._fees()
         for attempt in range(self.policy.max_replacements + 1):

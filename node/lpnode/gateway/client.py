@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from fractions import Fraction
 
 import grpc
 import httpx
@@ -16,6 +17,8 @@ from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net import lp_rpc_pb2_grpc as rpc
 from lpnode.net.channel import secure_channel
 from lpnode.net.convert import set_segment_profiles
+from lpnode.pm.sender import PaymentSender, estimated_pixels
+from lpnode.pm.wire import price_of
 from lpnode.transcode.profiles import VideoProfile
 
 
@@ -33,17 +36,23 @@ class SegmentRejected(Exception):
 
 
 def segment_request(info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
-                    profiles: Sequence[VideoProfile], duration_ms: int) -> tuple[str, dict[str, str]]:
+                    profiles: Sequence[VideoProfile], duration_ms: int,
+                    payer: PaymentSender | None = None) -> tuple[str, dict[str, str]]:
     """URL and headers of the POST /segment that carries ``data``, as a go-livepeer gateway
-    sends it (server/segment_rpc.go); any HTTP/2 client can send it."""
+    sends it (server/segment_rpc.go); any HTTP/2 client can send it. With ``payer`` the
+    segment is signed and paid for (on chain)."""
     needs = {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}
     seg = pb.SegData(manifestId=manifest_id.encode(), seq=seq, hash=keccak256(data),
                      duration=duration_ms, auth_token=info.auth_token,
                      capabilities=caps.to_net(needs), profiles=b"invalid")
     set_segment_profiles(seg, profiles)
+    payment = ""
+    if payer is not None:
+        fee = (price_of(info.price_info) or Fraction(0)) * estimated_pixels(profiles, duration_ms)
+        payment = payer.pay(info, seg, profiles, fee)
     return f"{info.transcoder}/segment", {
         headers.SEGMENT: base64.b64encode(seg.SerializeToString()).decode(),
-        headers.PAYMENT: "",
+        headers.PAYMENT: payment,
         "Content-Type": "video/MP2T",
         "Accept": "multipart/mixed",
         "Content-Duration": str(duration_ms),
@@ -64,8 +73,9 @@ def segment_result(status: int, body: bytes,
 
 
 class GatewayClient:
-    def __init__(self, orch_addr: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, orch_addr: str, *, timeout_s: float = 30.0, payer: PaymentSender | None = None) -> None:
         self.orch_addr = orch_addr
+        self.payer = payer
         self._timeout = timeout_s
         self._channel: grpc.aio.Channel | None = None
         self._http = httpx.AsyncClient(http2=True, verify=False, timeout=timeout_s)
@@ -83,6 +93,8 @@ class GatewayClient:
         assert self._channel is not None, "use GatewayClient as an async context manager"
         request = pb.OrchestratorRequest(capabilities=caps.to_net(
             {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}))
+        if self.payer is not None:
+            request = self.payer.request(request)
         return await rpc.OrchestratorStub(self._channel).GetOrchestrator(
             request, timeout=self._timeout)
 
@@ -95,9 +107,12 @@ class GatewayClient:
                            duration_ms: int) -> tuple[pb.TranscodeResult, float | None]:
         """Like submit, plus how long the transcoder had the segment, where an lpnode
         orchestrator says (None from go-livepeer)."""
-        url, request_headers = segment_request(info, manifest_id, seq, data, profiles, duration_ms)
+        url, request_headers = segment_request(info, manifest_id, seq, data, profiles, duration_ms, self.payer)
         resp = await self._http.post(url, content=data, headers=request_headers)
-        return segment_result(resp.status_code, resp.content, resp.headers.get(headers.TRANSCODER_TIME))
+        result, transcoder_s = segment_result(resp.status_code, resp.content, resp.headers.get(headers.TRANSCODER_TIME))
+        if self.payer is not None:
+            self.payer.charged(info, manifest_id.encode(), sum(s.pixels for s in result.data.segments))
+        return result, transcoder_s
 
     async def download(self, url: str) -> bytes:
         return (await self._http.get(url)).raise_for_status().content

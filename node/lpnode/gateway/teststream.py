@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import io
 import json
+import logging
+import os
 import statistics
 import sys
 import time
@@ -20,7 +22,9 @@ import av
 import grpc
 import httpx
 
+from lpnode.eth.units import eth
 from lpnode.gateway.client import GatewayClient, SegmentRejected
+from lpnode.pm.sender import PaymentSender
 from lpnode.transcode.engine import output_size, probe_rendition
 from lpnode.transcode.profiles import VideoProfile, parse_profiles
 from lpnode.transcode.testsrc import cut_segments, make_source
@@ -47,6 +51,7 @@ class Report:
     retries: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    payer: PaymentSender | None = None
 
     def fail(self, reason: str) -> None:
         self.failed += 1
@@ -64,7 +69,9 @@ class Report:
                 "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99),
                                "max": round(lat[-1], 1) if lat else None,
                                "mean": round(statistics.fmean(lat), 1) if lat else None},
-                "errors": self.errors}
+                "errors": self.errors,
+                **({"payments": {"tickets": self.payer.sent.tickets, "ev_paid_wei": int(self.payer.sent.ev),
+                                 "fees_charged_wei": int(self.payer.sent.fees)}} if self.payer else {})}
 
 
 def describe(data: bytes) -> SourceSegment:
@@ -100,7 +107,7 @@ def check_rendition(data: bytes, profile: VideoProfile, src: SourceSegment) -> s
 async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], count: int,
                      profiles: list[VideoProfile], max_attempts: int, report: Report,
                      verbose: bool, realtime: bool = False) -> None:
-    async with GatewayClient(addr) as client:
+    async with GatewayClient(addr, payer=report.payer) as client:
         info = await client.get_orchestrator()
         manifest = f"teststream-{stream_no}-{int(time.time())}"
         live_start = time.monotonic()
@@ -116,6 +123,8 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                 try:
                     result = await client.submit(info, manifest, seq, src.data, profiles, src.duration_ms)
                     latency = (time.perf_counter() - started) * 1000
+                    if result.info.HasField("ticket_params"):
+                        info = result.info  # fresh ticket params: the ones in use expire in 40 blocks
                     # A gateway fetches the renditions at once; if the orchestrator restarted in
                     # between they are gone, and the segment is sent again.
                     renditions = [await client.download(r.url) for r in result.data.segments]
@@ -171,6 +180,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-quiet", action="store_true", help="print only failures and the summary")
     p.add_argument("-realtime", action="store_true",
                    help="pace each stream like a live one: a segment per segment duration")
+    pay = p.add_argument_group("paying on chain (an on-chain orchestrator refuses unpaid segments)")
+    pay.add_argument("-ethKeystorePath", help="the gateway's keystore (directory or key file): pay with tickets")
+    pay.add_argument("-ethAcctAddr", help="the account in it (default: its only or first one)")
+    pay.add_argument("-ethPassword", help="file holding the keystore's password")
+    pay.add_argument("-deposit", type=eth, default=0, help="first add this much ETH to the TicketBroker deposit")
+    pay.add_argument("-reserve", type=eth, default=0, help="first add this much ETH to the TicketBroker reserve")
+    for flag in ("-network", "-ethUrl", "-ethController", "-dataDir"):
+        pay.add_argument(flag, help=f"for -deposit/-reserve: lpnode's {flag}")
     args = p.parse_args(argv)
     if args.segments < 1 or args.streams < 1 or args.maxAttempts < 1:
         p.error("-segments, -streams and -maxAttempts must be at least 1")
@@ -180,11 +197,43 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> Report:
     profiles = parse_profiles(args.profiles)
     segments = load_source(args.source, args.resolution)
-    report = Report()
+    report = Report(payer=await _payer(args))
     await asyncio.gather(*(run_stream(args.orchAddr, n, segments, args.segments, profiles,
                                       args.maxAttempts, report, not args.quiet, args.realtime)
                            for n in range(args.streams)))
     return report
+
+
+async def _payer(args: argparse.Namespace) -> PaymentSender | None:
+    """The gateway's account, when it pays; funds its deposit and reserve first if asked."""
+    if not args.ethKeystorePath:
+        return None
+    from lpnode.eth.keystore import unlock
+    account = unlock(args.ethKeystorePath, args.ethAcctAddr, args.ethPassword)
+    if args.deposit or args.reserve:
+        from lpnode.config import default_datadir, parse_node_flags
+        from lpnode.eth.client import Chain
+        from lpnode.eth.commands import fund
+        from lpnode.eth.tx import GasPolicy, TxSender
+        from lpnode.secret import load_rpc_url
+        if not args.ethUrl or not args.network:
+            raise SystemExit("-deposit/-reserve need the chain: -network and -ethUrl (and -ethController "
+                             "off Arbitrum One)")
+        network = args.network
+        flags = [f"-{name}={value}" for name in ("network", "ethUrl", "ethController")
+                 if (value := getattr(args, name))]
+        # Its own datadir: the transaction record must not be an orchestrator's.
+        datadir = args.dataDir or default_datadir(os.environ, network) + "-gateway"
+        cfg = parse_node_flags([*flags, "-dataDir", datadir, "-reward"], {})
+        assert cfg.eth_url and cfg.controller
+        chain = Chain(load_rpc_url(cfg.eth_url, log=logging.getLogger("lpnode.teststream")), cfg.controller,
+                      cfg.datadir)
+        contracts = await chain.connect()
+        funds = await fund(TxSender(chain, account, cfg.datadir, GasPolicy.from_config(cfg)), contracts,
+                           account.address, args.deposit, args.reserve)
+        print(f"gateway {account.address}: deposit {funds['depositWei']} wei, reserve {funds['reserveWei']} wei",
+              flush=True)
+    return PaymentSender(account.private_key)
 
 
 def main(argv: list[str]) -> int:

@@ -44,6 +44,11 @@ class Balances:
         """Enough to start a segment: at least one ticket's EV (go-livepeer's SufficientBalance)."""
         return self.balance(key) >= ticket_ev
 
+    def price(self, key: Key) -> Fraction | None:
+        """The session's fixed price, if a payment has fixed one."""
+        e = self._entries.get(key)
+        return e.price if e else None
+
     def fix_price(self, key: Key, price: Fraction, now: float) -> Fraction:
         """The session's price: the first one given sticks (go-livepeer's setFixedPricePerSession),
         so a price change, or a gas spike moving an automatic price, never reprices a running

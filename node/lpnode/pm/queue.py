@@ -109,6 +109,12 @@ class TicketQueue:
     def counts(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT state, COUNT(*) FROM tickets GROUP BY state").fetchall())
 
+    def pending_value(self, sender: bytes) -> int:
+        """The face value of ``sender``'s tickets not yet redeemed (it lowers its max float)."""
+        rows = self._db.execute("SELECT face_value FROM tickets WHERE state = ? AND sender = ?",
+                                (PENDING, sender)).fetchall()
+        return sum(int(r[0]) for r in rows)
+
     def oldest_pending_age(self, now: float | None = None) -> float:
         row = self._db.execute("SELECT MIN(created_at) FROM tickets WHERE state = ?", (PENDING,)).fetchone()
         return 0.0 if row[0] is None else (now or time.time()) - float(row[0])

@@ -6,6 +6,7 @@ import base64
 import logging
 import time
 from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
@@ -17,7 +18,8 @@ from lpnode.core.tasks import NoTranscodersAvailable, OrchestratorCapped, TaskFa
 from lpnode.hashing import keccak256
 from lpnode.net import headers, multipart
 from lpnode.net import lp_rpc_pb2 as pb
-from lpnode.net.convert import ProfileError
+from lpnode.net.convert import ProfileError, segment_profiles
+from lpnode.pm.errors import PaymentRefused
 from lpnode.refusals import Refusals
 from lpnode.server import grpc_asgi
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
@@ -35,6 +37,9 @@ from lpnode.server.http import (
     respond,
 )
 
+if TYPE_CHECKING:
+    from lpnode.pm.payments import Payments
+
 log = logging.getLogger(__name__)
 
 # A segment, or all renditions of one posted back by a transcoder.
@@ -44,8 +49,9 @@ MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 class ServiceApp:
     """The ASGI application behind 8935."""
 
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, payments: Payments | None = None) -> None:
         self.orch = orchestrator
+        self.payments = payments  # on chain: quotes ticket params, and segments must be paid for
         self.refusals = Refusals(orchestrator.metrics.refused, log)
         self.grpc_methods = {
             headers.HEARTBEAT_RPC: Method(pb.PingPong, self.transcoder_heartbeat),
@@ -146,7 +152,25 @@ class ServiceApp:
         return pb.PingPong()
 
     async def get_orchestrator(self, req: pb.OrchestratorRequest, ctx: CallContext) -> pb.OrchestratorInfo:
-        return self.orch.info()
+        info = self.orch.info()
+        if self.payments is None:
+            return info
+        try:
+            sender = self.payments.check_request(req)
+            await self._quote(info, sender)
+        except PaymentRefused as exc:
+            self.refusals.refuse("orchestrator_request", ctx.peer_host, exc.reason, str(exc))
+            raise GrpcError(StatusCode.UNAVAILABLE if exc.status == 503 else StatusCode.UNKNOWN, str(exc)) from None
+        return info
+
+    async def _quote(self, info: pb.OrchestratorInfo, sender: bytes) -> None:
+        """Put ``sender``'s ticket params and price into ``info`` (raises PaymentRefused)."""
+        assert self.payments is not None
+        params, price = await self.payments.quote(sender)
+        info.price_info.CopyFrom(price)
+        info.address = self.payments.recipient.address
+        if params is not None:
+            info.ticket_params.CopyFrom(params)
 
     async def end_transcoding_session(self, req: pb.EndTranscodingSessionRequest,
                                       ctx: CallContext) -> pb.EndTranscodingSessionResponse:
@@ -198,7 +222,18 @@ class ServiceApp:
                                  "the body's keccak256 is not the hash in Livepeer-Segment")
             await respond(send, 403, b"Forbidden\n")
             return
+        paid = None
+        if self.payments is not None:
+            try:
+                paid = self.payments.accept(hdrs.get(headers.PAYMENT.lower(), ""), seg, segment_profiles(seg))
+            except (PaymentRefused, ProfileError) as exc:
+                reason = exc.reason if isinstance(exc, PaymentRefused) else "bad_profiles"
+                self.refusals.refuse("segment", who, reason, str(exc))
+                await respond(send, exc.status if isinstance(exc, PaymentRefused) else 400, f"{exc}\n".encode())
+                return
         result = pb.TranscodeResult(seq=seg.seq, info=self.orch.info(seg.auth_token))
+        if paid is not None:
+            await self._fresh_params(result.info, paid.key[0])
         extra: dict[str, str] = {}
         try:
             outcome = await self.orch.transcode(seg, body)
@@ -210,9 +245,19 @@ class ServiceApp:
         else:
             for url, (_, pixels) in zip(outcome.urls, outcome.result.renditions, strict=True):
                 result.data.segments.add(url=url, pixels=pixels)
+            if paid is not None and self.payments is not None:
+                self.payments.charge(paid, sum(pixels for _, pixels in outcome.result.renditions))
             extra[headers.TRANSCODER_TIME] = f"{outcome.transcoder_s:.6f}"
             self.orch.metrics.overhead.observe(time.perf_counter() - received - outcome.transcoder_s)
         await respond(send, 200, result.SerializeToString(), "application/x-protobuf", extra=extra)
+
+    async def _fresh_params(self, info: pb.OrchestratorInfo, sender: bytes) -> None:
+        """New ticket params with every answer, as go-livepeer's: a gateway streaming for longer
+        than the params live (40 blocks) pays with the newest."""
+        try:
+            await self._quote(info, sender)
+        except PaymentRefused as exc:
+            log.warning("no fresh ticket params for %s: %s", "0x" + sender.hex(), exc)
 
     async def transcode_results(self, scope: HTTPScope, body: bytes, send: Send) -> None:
         """POST /transcodeResults from a remote transcoder (go-livepeer's format)."""

@@ -1,0 +1,97 @@
+"""What the orchestrator's payments need from the chain, read at every block poll: the block
+rounds count in, the last initialized round and its block hash, the gas price, whether the
+orchestrator is active; and, per gateway, how much of its reserve this orchestrator may still
+claim (max float, reference 2.6), read once per block.
+
+Until the first read succeeds ``view`` is None and payments are refused with a clear reason;
+an endpoint that stops answering keeps the last view, whose params then expire by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from eth_utils import to_checksum_address
+
+from lpnode.eth.client import Chain, ChainConfigError
+from lpnode.pm.recipient import ChainView
+
+log = logging.getLogger("lpnode.payments")
+
+MAX_BACKOFF_S = 60.0
+# go-livepeer's maxFloat: with at least this many times the pending value in deposit, pending
+# tickets are not taken off the reserve's allocation.
+DEPOSIT_TO_PENDING_RATIO = 3
+
+
+class ChainWatch:
+    def __init__(self, chain: Chain, recipient: bytes, poll_interval_s: float,
+                 pending_value: Callable[[bytes], int] = lambda sender: 0) -> None:
+        self.chain = chain
+        self.recipient = to_checksum_address(recipient)
+        self.poll_interval_s = poll_interval_s
+        self._pending_value = pending_value  # face value of the sender's tickets not yet redeemed
+        self.view: ChainView | None = None
+        self.active = False
+        self.error: str | None = "not read yet"
+        self._floats: dict[bytes, tuple[int, int]] = {}  # sender -> (block, max float)
+
+    async def run(self) -> None:
+        backoff = self.poll_interval_s
+        while True:
+            try:
+                await self.refresh()
+                backoff = self.poll_interval_s
+            except ChainConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the endpoint: retried; the last view stays
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("reading the chain for payments failed (%s); trying again in %.0f s",
+                            self.error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            await asyncio.sleep(self.poll_interval_s)
+
+    async def refresh(self) -> ChainView:
+        c = self.chain.contracts or await self.chain.connect()
+        rounds = c.rounds_manager.functions
+        block = int(await rounds.blockNum().call())
+        last_initialized = int(await rounds.lastInitializedRound().call())
+        block_hash = bytes(await rounds.blockHashForRound(last_initialized).call())
+        if not any(block_hash) and last_initialized > 0:
+            # go-livepeer's workaround for a round whose hash was never stored (Arbitrum).
+            last_initialized -= 1
+            block_hash = bytes(await rounds.blockHashForRound(last_initialized).call())
+        gas_price = int(await self.chain.w3.eth.gas_price)
+        active = bool(await c.bonding_manager.functions.isActiveTranscoder(self.recipient).call())
+        if active != self.active or self.view is None:
+            log.info("orchestrator %s is %s in round %d", self.recipient, "active" if active else "NOT active",
+                     last_initialized)
+        self.view = ChainView(last_seen_block=block, last_initialized_round=last_initialized,
+                              round_block_hash=block_hash, gas_price=gas_price)
+        self.active, self.error = active, None
+        return self.view
+
+    async def max_float(self, sender: bytes) -> int:
+        """What a ticket from ``sender`` can be worth at most and still be paid (go-livepeer's
+        maxFloat): its reserve allocation for this orchestrator, less its tickets waiting for
+        redemption unless its deposit covers them three times."""
+        block = self.view.last_seen_block if self.view else -1
+        cached = self._floats.get(sender)
+        if cached is not None and cached[0] == block:
+            return cached[1]
+        c = self.chain.contracts or await self.chain.connect()
+        broker = c.ticket_broker.functions
+        address = to_checksum_address(sender)
+        reserve = int(await broker.claimableReserve(address, self.recipient).call())
+        info, _ = await broker.getSenderInfo(address).call()
+        deposit = int(info[0])
+        pending = self._pending_value(sender)
+        value = reserve if pending == 0 or deposit >= DEPOSIT_TO_PENDING_RATIO * pending else max(0, reserve - pending)
+        if len(self._floats) > 10_000:
+            self._floats.clear()
+        self._floats[sender] = (block, value)
+        return value
