@@ -42,6 +42,8 @@ LPT_PER_ACCOUNT = 10_000 * 10**18
 ACCOUNTS = 10
 
 # The contracts, in deployment order, and the Controller name each is registered under.
+PRICE_FEED_DECIMALS = 8
+PRICE_FEED_ANSWER = 3000 * 10**PRICE_FEED_DECIMALS  # 1 ETH = 3000 USD
 REGISTERED = ("LivepeerToken", "Minter", "BondingManager", "RoundsManager", "ServiceRegistry", "TicketBroker")
 # TicketBroker: tickets stay valid for 2 rounds, as on Arbitrum One; a sender's unlock takes 2
 # rounds here (on Arbitrum One: 5,760 blocks' worth of rounds).
@@ -240,6 +242,8 @@ def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[s
     broker = contracts["TicketBroker"]
     send(broker.functions.setTicketValidityPeriod(TICKET_VALIDITY_PERIOD))
     send(broker.functions.setUnlockPeriod(UNLOCK_PERIOD))
+    # ETH/USD as Chainlink's feed on Arbitrum One answers it (8 decimals), for currency prices.
+    contracts["PriceFeed"] = deploy("PriceFeed", PRICE_FEED_DECIMALS, "ETH / USD", PRICE_FEED_ANSWER)
     send(controller.functions.unpause())
     if not rounds.functions.currentRoundInitialized().call():
         # Round 0 counts as initialized: with rounds longer than the deployment's blocks it is current.

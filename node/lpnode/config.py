@@ -30,6 +30,7 @@ from types import MappingProxyType
 
 from lpnode.net import address
 from lpnode.net.headers import TRANSCODER_NAME_PATTERN
+from lpnode.pm.pricing import DEFAULT_CEILING_PERCENT, PriceSpec, Pricing, parse_gateway_prices
 
 ENV_PREFIX = "LP"
 
@@ -45,6 +46,8 @@ DEFAULT_VERBOSITY = 3
 DEFAULT_TICKET_EV = 8_000_000_000
 # go-livepeer's networks with a known Controller (cmd/livepeer/starter/starter.go).
 CONTROLLERS = {"arbitrum-one-mainnet": "0xD8E8328501E9645d16Cf49539efC04f734606ee4"}
+# go-livepeer's default -priceFeedAddr: Chainlink's ETH/USD feed on Arbitrum One.
+PRICE_FEEDS = {"arbitrum-one-mainnet": "0x639Fe6ab55C921f74e7fac1ee960C0B6293ba612"}
 
 
 class FlagError(ValueError):
@@ -102,16 +105,9 @@ def _parse_max_sessions(raw: str) -> int | None:
     return int(raw)
 
 
-def _parse_price(raw: str) -> int:
-    if re.fullmatch(r"\d+", raw):
-        return int(raw)
-    if re.fullmatch(r"\d+(\.\d+)?[A-Za-z][A-Za-z0-9]*", raw):
-        # go-livepeer converts currency prices through an on-chain (Chainlink) price feed.
-        raise ValueError(
-            "prices in a currency (like 0.5USD) need an on-chain price feed, which lpnode "
-            "does not support yet; give the price in wei as a whole number, e.g. -pricePerUnit 1000"
-        )
-    raise ValueError("expected a whole number of wei >= 0, e.g. -pricePerUnit 1000")
+def _parse_price(raw: str) -> str:
+    PriceSpec.parse(raw)
+    return raw.strip()
 
 
 # Go's time.ParseDuration units, in nanoseconds.
@@ -309,10 +305,23 @@ _FLAGS: tuple[_Flag, ...] = (
           "'auto' (orchestrator without -transcoder only): the sum of the connected transcoders' capacities."),
     _Flag("nvidia", "string", "nvidia", _parse_nvidia, "", "", "Transcoding",
           "Comma-separated NVIDIA GPU ids, or 'all'; empty transcodes on the CPU."),
-    _Flag("pricePerUnit", "int", "price_per_unit", _parse_price, 0, "0", "Pricing",
-          "Orchestrator: price in wei per -pixelsPerUnit pixels."),
+    _Flag("pricePerUnit", "price", "price_per_unit", _parse_price, "0", "0", "Pricing",
+          "Orchestrator: price per -pixelsPerUnit pixels: wei (1000), ETH (0.000001ETH), or on chain a "
+          "currency converted through -priceFeedAddr (0.5USD)."),
     _Flag("pixelsPerUnit", "int", "pixels_per_unit", _parse_int, 1, "1", "Pricing",
           "Number of pixels that -pricePerUnit pays for; must be > 0."),
+    _Flag("pricePerGateway", "json|path", "price_per_gateway", _optional_str, None, "", "Pricing",
+          'On chain: prices for particular gateways, JSON or a file holding it: {"gateways": [{"ethaddress": '
+          '"0x...", "priceperunit": 1000, "pixelsperunit": 1, "currency": "USD"}]}.',
+          aliases=("pricePerBroadcaster",)),
+    _Flag("autoAdjustPrice", "bool", "auto_adjust_price", _parse_bool, True, "true", "Pricing",
+          "On chain: add each gateway's ticket redemption overhead (1/txCostMultiplier) to its price."),
+    _Flag("autoAdjustPriceCeiling", "int", "auto_adjust_price_ceiling", _parse_int, DEFAULT_CEILING_PERCENT,
+          str(DEFAULT_CEILING_PERCENT), "Pricing",
+          "lpnode: the most -autoAdjustPrice may add, in percent of the base price, however high gas goes."),
+    _Flag("priceFeedAddr", "address", "price_feed_addr", _parse_eth_address, None, "", "Pricing",
+          "On chain: the Chainlink-style (AggregatorV3) feed converting currency prices to ETH "
+          "(default on arbitrum-one-mainnet: Chainlink's ETH/USD)."),
     _Flag("ticketEV", "int", "ticket_ev", _parse_wei, DEFAULT_TICKET_EV, str(DEFAULT_TICKET_EV), "Pricing",
           "On chain, orchestrator: the expected value in wei of each ticket a gateway pays with."),
     _Flag("maxFaceValue", "int", "max_face_value", _parse_wei, 0, "0", "Pricing",
@@ -391,8 +400,7 @@ UNSUPPORTED_FLAGS: frozenset[str] = frozenset(
     liveRunnerAddr liveAITrickleHostForRunner liveAIAuthApiKey liveAIHeartbeatURL
     liveAIHeartbeatHeaders liveAIHeartbeatInterval liveAIAuthWebhookUrl livePaymentInterval
     liveOutSegmentTimeout liveAISaveNSegments liveAICapRefreshModels liveAICapReportInterval
-    maxTicketEV maxTotalEV depositMultiplier priceFeedAddr autoAdjustPrice
-    pricePerGateway pricePerBroadcaster redeemer redeemerAddr metricsPerStream metricsClientIP
+    maxTicketEV maxTotalEV depositMultiplier redeemer redeemerAddr metricsPerStream metricsClientIP
     metadataQueueUri metadataAmqpExchange metadataPublishTimeout objectStore recordStore
     FVfailGsbucket FVfailGskey authWebhookUrl startupAvailabilityCheck remoteSigner
     remoteSignerUrl remoteSignerHeaders remoteSignerWebhookUrl remoteSignerWebhookHeaders
@@ -477,7 +485,7 @@ class NodeConfig:
     nvidia: str = ""
     monitor: bool = False
     network: str = "offchain"
-    price_per_unit: int = 0
+    price_per_unit: str = "0"
     pixels_per_unit: int = 1
     datadir: str = field(default_factory=lambda: default_datadir(os.environ, "offchain"))
     verbosity: int = DEFAULT_VERBOSITY
@@ -503,6 +511,10 @@ class NodeConfig:
     max_transaction_replacements: int = 1
     ticket_ev: int = DEFAULT_TICKET_EV
     max_face_value: int = 0
+    price_per_gateway: str | None = None
+    auto_adjust_price: bool = True
+    auto_adjust_price_ceiling: int = DEFAULT_CEILING_PERCENT
+    price_feed_addr: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "orch_addr", tuple(self.orch_addr))
@@ -596,8 +608,7 @@ class NodeConfig:
             raise FlagError(f"-maxSessions must be at least 1 (got {self.max_sessions})")
         if self.pixels_per_unit <= 0:
             raise FlagError(f"-pixelsPerUnit must be greater than 0 (got {self.pixels_per_unit})")
-        if self.price_per_unit < 0:
-            raise FlagError(f"-pricePerUnit must be 0 or more (got {self.price_per_unit})")
+        self._validate_pricing()
         if self.orch_secret_grace < timedelta(0):
             raise FlagError("-orchSecretGrace must not be negative; give a duration like 10m (or 0 for none)")
         if self.verbosity < 0:
@@ -610,6 +621,35 @@ class NodeConfig:
                 f"{given} needs {missing} too: give both the certificate and its private key, or neither"
             )
 
+
+    def _validate_pricing(self) -> None:
+        pricing = self.pricing  # reads -pricePerGateway's file: a bad one stops the start
+        if pricing.needs_feed and not self.on_chain:
+            raise FlagError(f"a price in a currency (-pricePerUnit {self.price_per_unit}) is converted through an "
+                            "on-chain price feed: give the price in wei (or ETH) off chain")
+        if pricing.needs_feed and not self.price_feed:
+            raise FlagError(f"a price in a currency needs -priceFeedAddr (no default for -network {self.network}): "
+                            "the address of an AggregatorV3 feed quoting ETH in that currency")
+        if self.price_per_gateway and not self.on_chain:
+            raise FlagError("-pricePerGateway needs an on-chain -network: off chain gateways are not identified")
+        if not 0 <= self.auto_adjust_price_ceiling <= 1000:
+            raise FlagError("-autoAdjustPriceCeiling is a percentage of the base price from 0 to 1000 "
+                            f"(got {self.auto_adjust_price_ceiling})")
+
+    @property
+    def price_feed(self) -> str | None:
+        return self.price_feed_addr or PRICE_FEEDS.get(self.network)
+
+    @property
+    def pricing(self) -> Pricing:
+        """The prices from -pricePerUnit, -pixelsPerUnit, -pricePerGateway and -autoAdjustPrice."""
+        try:
+            default = PriceSpec.parse(self.price_per_unit, self.pixels_per_unit)
+            gateways = parse_gateway_prices(self.price_per_gateway) if self.price_per_gateway else {}
+        except ValueError as exc:
+            raise FlagError(str(exc)) from None
+        return Pricing(default, gateways, auto_adjust=self.auto_adjust_price and self.on_chain,
+                       ceiling_percent=self.auto_adjust_price_ceiling)
 
     def _validate_chain(self) -> None:
         chain_flags = [FIELD_TO_FLAG[f] for f in ("eth_url", "eth_controller", "eth_keystore_path",

@@ -1,11 +1,13 @@
 """What an operator (or systemd) does to a running node, in one place per role: its /status,
 a drain (admin action: no new work, keep what runs), a stop's drain (SIGTERM: finish what is in
-hand, then exit) and, on an orchestrator, reloading the orchSecret (SIGHUP or admin action)."""
+hand, then exit) and, on an orchestrator, reloading the orchSecret (SIGHUP or admin action) and
+changing the price (admin action)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,6 +16,7 @@ from typing import Any
 from lpnode import __version__
 from lpnode.core.credentials import SharedSecret
 from lpnode.core.orchestrator import Orchestrator
+from lpnode.pm.pricing import PriceSpec
 from lpnode.supervisor import describe
 from lpnode.transcoder.worker import TranscoderNode
 
@@ -28,8 +31,10 @@ class OrchestratorLifecycle:
     def __init__(self, orch: Orchestrator, role: str, secret: SharedSecret | None = None,
                  read_secret: Callable[[], str] | None = None,
                  grace: timedelta = timedelta(0),
-                 chain_status: Callable[[], dict[str, Any]] | None = None) -> None:
+                 chain_status: Callable[[], dict[str, Any]] | None = None,
+                 currency_prices: bool = False) -> None:
         self.orch = orch
+        self._currency_prices = currency_prices  # a price feed is configured
         self._chain_status = chain_status
         self._role = role
         self._secret = secret
@@ -50,6 +55,7 @@ class OrchestratorLifecycle:
                                  "connectedSince": round(w.connected_at, 3),
                                  "connectedSeconds": round(now - w.connected_at, 1)}
                                 for w in orch.pool.snapshot()],
+                "price": str(self.orch.pricing.default),
                 **({"chain": self._chain_status()} if self._chain_status else {})}
 
     async def reload(self) -> dict[str, Any]:
@@ -63,6 +69,24 @@ class OrchestratorLifecycle:
         else:
             log.info("orchSecret reloaded: unchanged")
         return {"reloaded": True, "rotated": rotated, "graceSeconds": self._grace.total_seconds()}
+
+    async def set_price(self, pricePerUnit: str, pixelsPerUnit: str = "1",  # noqa: N803 - go-livepeer's names
+                        gateway: str = "") -> dict[str, Any]:
+        """POST /setPrice: a new default price, or a gateway's own with ``gateway``. Streams
+        already paying keep the price of their first payment."""
+        try:
+            spec = PriceSpec.parse(pricePerUnit, int(pixelsPerUnit))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (pixelsPerUnit {pixelsPerUnit!r})") from None
+        if spec.needs_feed and not self._currency_prices:
+            raise ValueError(f"{pricePerUnit}: a currency price needs the chain and -priceFeedAddr; give wei or ETH")
+        address = gateway.lower().removeprefix("0x")
+        if gateway and not re.fullmatch(r"[0-9a-f]{40}", address):
+            raise ValueError(f"gateway {gateway!r} is not an Ethereum address")
+        old = self.orch.pricing.spec(bytes.fromhex(address) if gateway else None)
+        self.orch.pricing.set(spec, bytes.fromhex(address) if gateway else None)
+        log.info("price%s changed from %s to %s", f" for gateway {gateway}" if gateway else "", old, spec)
+        return {"gateway": gateway or None, "price": str(spec), "previous": str(old)}
 
     async def drain(self) -> dict[str, Any]:
         """Admin action: no new sessions; running ones go on (a load balancer moves them)."""

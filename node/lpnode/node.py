@@ -20,7 +20,7 @@ from lpnode.config import NodeConfig
 from lpnode.core.auth import AuthTokens, load_or_create_key
 from lpnode.core.credentials import SharedSecret
 from lpnode.core.local import LocalTranscoder
-from lpnode.core.orchestrator import Orchestrator, Price
+from lpnode.core.orchestrator import Orchestrator
 from lpnode.lifecycle import OrchestratorLifecycle, TranscoderLifecycle, log_failure
 from lpnode.monitor import NodeMetrics
 from lpnode.net.address import join, split_host_port
@@ -175,11 +175,12 @@ def _payments(cfg: NodeConfig, parts: ChainParts, orch: Orchestrator,
     address = bytes.fromhex(parts.orchestrator[2:])
     queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
     poll = float(cfg.block_polling_interval)
-    watch = ChainWatch(parts.chain, address, poll, queue.pending_value)
+    watch = ChainWatch(parts.chain, address, poll, queue.pending_value, price_feed=cfg.price_feed,
+                       pricing=orch.pricing)
     recipient = Recipient(address, RecipientRandKey(cfg.datadir), cfg.network, cfg.ticket_ev,
                           max_face_value=cfg.max_face_value, min_gas_price=cfg.min_gas_price)
     payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
-    payments = Payments(recipient, watch, queue, lambda sender: orch.price.per_pixel(), payment_metrics)
+    payments = Payments(recipient, watch, queue, orch.pricing, payment_metrics)
     redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed.inc,
                         on_error=payment_metrics.redeem_error)
     pending = queue.counts().get("pending", 0)
@@ -224,7 +225,7 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
     secret = SharedSecret(read_secret(), cfg.orch_secret_grace.total_seconds()) if read_secret else None
     orch = Orchestrator(service_uri=uri, metrics=metrics, secret=secret,
                         tokens=AuthTokens(load_or_create_key(Path(cfg.datadir) / "authtoken.key")),
-                        price=Price(cfg.price_per_unit, cfg.pixels_per_unit),
+                        pricing=cfg.pricing,
                         # With -transcoder, -maxSessions is the local transcoder's capacity and
                         # remote transcoders add theirs; alone it caps the orchestrator's total.
                         session_limit=None if cfg.transcoder else cfg.max_sessions)
@@ -240,9 +241,11 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
         return {**(reward.status() if reward else {}),
                 **({"payments": payments.status()} if payments else {})}
     life = OrchestratorLifecycle(orch, cfg.role, secret, read_secret, cfg.orch_secret_grace,
-                                 chain_status=chain_status if parts else None)
+                                 chain_status=chain_status if parts else None,
+                                 currency_prices=bool(parts and cfg.price_feed))
     admin = AdminApp(life.status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
-                     actions={"drain": life.drain, "reload": life.reload}, refused=metrics.refused)
+                     actions={"drain": life.drain, "reload": life.reload, "setPrice": life.set_price},
+                     refused=metrics.refused)
     # Tests and scripts that ask for port 0 read the ports from this line.
     log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
              __version__, listen, orch.service_uri, admin_addr)

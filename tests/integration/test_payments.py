@@ -7,9 +7,11 @@ go-livepeer's errors and earn nothing."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import signal
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,8 @@ def chain(tmp_path: Path) -> Iterator[LocalChain]:
 def paid_orchestrator(fleet: Fleet, chain: LocalChain, max_face_value: int, name: str = "orchestrator",
                       listen: str = "") -> Proc:
     return fleet.orchestrator("-transcoder", "-maxSessions", "4", *chain.flags(1), "-reward=false",
-                              "-blockPollingInterval", "1", "-pricePerUnit", str(PRICE), "-ticketEV", str(EV),
+                              "-blockPollingInterval", "1", "-pricePerUnit", str(PRICE), "-autoAdjustPrice=false",
+                              "-ticketEV", str(EV),
                               "-maxFaceValue", str(max_face_value), name=name, listen=listen)
 
 
@@ -239,3 +242,52 @@ def test_bad_payments_are_refused_with_go_livepeers_errors_and_earn_nothing(flee
     log = orch.log()
     assert "refused segment from 127.0.0.1" in log and "invalid ticket signature" in log
     assert metric(orch, "livepeer_payment_recv_errors_total", 'error_code="insufficient_balance"') >= 4
+
+
+def fund(chain: LocalChain, index: int, deposit: int, reserve: int) -> str:
+    address = chain.account(index)["address"]
+    broker = chain.w3.eth.contract(address=chain.info["contracts"]["TicketBroker"], abi=abi.TICKET_BROKER)
+    tx = broker.functions.fundDepositAndReserve(deposit, reserve).transact({"from": address,
+                                                                           "value": deposit + reserve})
+    assert chain.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+    return address
+
+
+def test_prices_per_gateway_in_a_currency_changed_at_run_time_and_the_auto_adjust_ceiling(
+        fleet: Fleet, chain: LocalChain) -> None:
+    registered(chain)
+    fund(chain, 2, 10**18, 2 * 10**15)  # a small reserve: it caps the face value near the redemption cost
+    other = fund(chain, 3, 10**18, 10**18)
+    feed = chain.w3.eth.contract(address=chain.info["contracts"]["PriceFeed"], abi=abi.PRICE_FEED + [
+        {"type": "function", "name": "updateAnswer", "stateMutability": "nonpayable",
+         "inputs": [{"name": "_answer", "type": "int256"}], "outputs": []}])
+    gateway_prices = f'{{"gateways": [{{"ethaddress": "{other}", "priceperunit": 500, "pixelsperunit": 1}}]}}'
+    orch = fleet.orchestrator("-transcoder", *chain.flags(1), "-reward=false", "-blockPollingInterval", "1",
+                              "-pricePerUnit", "0.0000001USD", "-priceFeedAddr", feed.address,
+                              "-pricePerGateway", gateway_prices, "-ticketEV", str(EV),
+                              "-adminTokenFile", str(fleet.admin_token()))
+    main = Gateway(fleet.orch_addr, chain.account(2)["private_key"])
+    special = Gateway(fleet.orch_addr, chain.account(3)["private_key"])
+
+    def price(gw: Gateway) -> object:
+        info = asyncio.run(gw.info())
+        return price_of(info.price_info)
+
+    def quoted_when(gw: Gateway, want: object) -> None:
+        chain.wait(lambda: price(gw) == want, f"the price {want}", log=orch.log)
+
+    # 1e-7 USD a pixel at 3000 USD/ETH; the redemption overhead (about 1/3 here) held at +10%.
+    base = Fraction(1, 10**7) * Fraction(10**18, 3000)
+    quoted_when(main, Fraction(math.floor(base * Fraction(11, 10) * 1000), 1000))
+    # The gateway with its own price, funded well: overhead 1/100 (face value = 100 x the cost).
+    quoted_when(special, Fraction(math.floor(500 * Fraction(101, 100) * 1000), 1000))
+    # ETH doubles in USD: the USD price halves in wei; the gateway's own price in wei stays.
+    feed.functions.updateAnswer(6000 * 10**8).transact({"from": chain.account(0)["address"]})
+    quoted_when(main, Fraction(math.floor(base / 2 * Fraction(11, 10) * 1000), 1000))
+    assert price(special) == Fraction(math.floor(500 * Fraction(101, 100) * 1000), 1000)
+    # A new price at run time, through the admin API.
+    changed = orch.admin("setPrice?pricePerUnit=1000&pixelsPerUnit=2", fleet.admin_token())
+    assert changed["price"] == "1000 wei per 2 pixels", changed
+    quoted_when(main, Fraction(math.floor(Fraction(500) * Fraction(11, 10) * 1000), 1000))
+    assert orch.status()["price"] == "1000 wei per 2 pixels"
+    assert "price changed from 1e-07USD per 1 pixels to 1000 wei per 2 pixels" in orch.log()

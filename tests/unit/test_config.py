@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -231,7 +232,7 @@ def test_config_file_plain_format(tmp_path: Path) -> None:
     config = parse("-config", conf)
     assert config.orchestrator and config.monitor
     assert config.orch_secret == "/etc/lp node/secret"
-    assert (config.max_sessions, config.price_per_unit, config.pixels_per_unit) == (5, 1200, 7)
+    assert (config.max_sessions, config.price_per_unit, config.pixels_per_unit) == (5, "1200", 7)
     assert config.config_file == conf
 
 
@@ -299,7 +300,7 @@ def test_orchestrator_defaults() -> None:
     assert config.cli_addr == "127.0.0.1:7935"
     assert config.service_addr is None and config.service_uri is None
     assert config.max_sessions == 10
-    assert (config.price_per_unit, config.pixels_per_unit) == (0, 1)
+    assert (config.price_per_unit, config.pixels_per_unit) == ("0", 1)
     assert config.datadir == "/home/op/.lpData/offchain"
     assert config.verbosity == 3
     assert config.orch_secret_grace == timedelta(minutes=10)
@@ -396,11 +397,27 @@ def test_max_sessions_at_least_one(value: str) -> None:
     assert "-maxSessions must be at least 1" in error(*ORCH, "-maxSessions", value)
 
 
-def test_price_per_unit_whole_wei() -> None:
-    assert parse(*ORCH, "-pricePerUnit", "1000").price_per_unit == 1000
+def test_price_per_unit_in_wei_eth_or_a_currency() -> None:
+    assert parse(*ORCH, "-pricePerUnit", "1000").pricing.price(None) == 1000
+    assert parse(*ORCH, "-pricePerUnit", "1.5", "-pixelsPerUnit", "3").pricing.price(None) == Fraction(1, 2)
+    assert parse(*ORCH, "-pricePerUnit", "0.000000001ETH").pricing.price(None) == 10**9
+    chain = ["-network", "lpfleet-local", "-ethController", "0x" + "11" * 20, "-ethUrl", "http://127.0.0.1:8545"]
+    assert parse(*ORCH, *chain, "-pricePerUnit", "0.5USD", "-priceFeedAddr", "0x" + "22" * 20).pricing.needs_feed
+    assert "needs -priceFeedAddr" in error(*ORCH, *chain, "-pricePerUnit", "0.5USD")
 
 
-@pytest.mark.parametrize(("value", "expected"), [("0.5USD", "on-chain price feed"), ("1.5", "wei"), ("-1", "wei")])
+def test_price_per_gateway_is_checked_at_start(tmp_path: Path) -> None:
+    chain = ["-network", "lpfleet-local", "-ethController", "0x" + "11" * 20, "-ethUrl", "http://127.0.0.1:8545"]
+    prices = write(tmp_path, '{"gateways": [{"ethaddress": "0x' + "ab" * 20 + '", "priceperunit": 5, "pixelsperunit": 2}]}')
+    cfg = parse(*ORCH, *chain, "-pricePerGateway", prices)
+    assert cfg.pricing.price(bytes.fromhex("ab" * 20)) == Fraction(5, 2)
+    assert "JSON numbers" in error(*ORCH, *chain, "-pricePerGateway",
+                                   '{"gateways": [{"ethaddress": "0x' + "ab" * 20 + '", "priceperunit": "5"}]}')
+    assert "needs an on-chain -network" in error(*ORCH, "-pricePerGateway", prices)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0.5USD", "on-chain price feed"), ("1.5.1", "not a price"),
+                                                 ("-1", "not a price")])
 def test_bad_price_per_unit(value: str, expected: str) -> None:
     message = error(*ORCH, f"-pricePerUnit={value}")
     assert "-pricePerUnit" in message and expected in message

@@ -15,6 +15,7 @@ from eth_account import Account
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.pm.errors import PaymentRefused
 from lpnode.pm.payments import INSUFFICIENT_BALANCE, Payments
+from lpnode.pm.pricing import PriceSpec, Pricing
 from lpnode.pm.queue import TicketQueue
 from lpnode.pm.recipient import ChainView, Recipient
 from lpnode.pm.sender import PaymentSender, estimated_pixels
@@ -39,6 +40,7 @@ class Watch:
         self.error: str | None = None
         self.recipient = "0x" + ORCH.hex()
         self.float = 10**20
+        self.wei_per_currency_unit = None
 
     async def max_float(self, sender: bytes) -> int:
         return self.float
@@ -52,14 +54,13 @@ class Clock:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Payments, Watch, TicketQueue, dict[str, Fraction]]:
+def setup(tmp_path: Path) -> tuple[Payments, Watch, TicketQueue, Pricing]:
     from lpnode.pm.ticket import RecipientRandKey
     watch, queue = Watch(), TicketQueue(tmp_path / "tickets.sqlite3")
-    price = {"wei_per_pixel": Fraction(1000)}
+    pricing = Pricing(PriceSpec(Fraction(1000)))
     recipient = Recipient(ORCH, RecipientRandKey(tmp_path), "lpfleet-local", ticket_ev=EV)
-    payments = Payments(recipient, watch, queue, lambda sender: price["wei_per_pixel"],  # type: ignore[arg-type]
-                        clock=Clock())
-    return payments, watch, queue, price
+    payments = Payments(recipient, watch, queue, pricing, clock=Clock())  # type: ignore[arg-type]
+    return payments, watch, queue, pricing
 
 
 def quoted(payments: Payments, sender: PaymentSender) -> pb.OrchestratorInfo:
@@ -122,7 +123,7 @@ def test_a_paid_segment_is_credited_and_its_pixels_charged_at_the_first_price(se
     assert payments.balances.balance(key) == credit - 1000 * pixels
     assert gateway.sent.credit[("https://o1:8935", b"stream-1".hex())] == credit - 1000 * pixels
     # A price change leaves the running stream at its first price.
-    price["wei_per_pixel"] = Fraction(5000)
+    price.set(PriceSpec(Fraction(5000)))
     info = quoted(payments, gateway)
     seg2 = segment(1)
     accepted2 = payments.accept(paid(gateway, info, seg2, pixels), seg2, PROFILES)
@@ -136,7 +137,7 @@ def test_no_payment_no_transcoding_and_price_zero_needs_none(setup) -> None:
     header = gateway.pay(pb.OrchestratorInfo(), seg, PROFILES, Fraction(0))  # signed, no tickets
     with pytest.raises(PaymentRefused, match=INSUFFICIENT_BALANCE):
         payments.accept(header, seg, PROFILES)
-    price["wei_per_pixel"] = Fraction(0)
+    price.set(PriceSpec(Fraction(0)))
     info = quoted(payments, gateway)
     assert not info.HasField("ticket_params")
     assert payments.accept(paid(gateway, info, seg, 10**6), seg, PROFILES).price == 0

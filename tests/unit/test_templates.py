@@ -194,7 +194,7 @@ def test_orchestrator_config_parses_with_lpnode(tmp_path):
     assert cfg.monitor is True
     assert cfg.datadir == "/var/lib/lpnode"
     assert cfg.max_sessions == 20
-    assert cfg.price_per_unit == 1200
+    assert cfg.price_per_unit == "1200"
     assert cfg.orch_secret == "/etc/lpnode/orchSecret"
     assert cfg.admin_token_file == "/etc/lpnode/adminToken"
 

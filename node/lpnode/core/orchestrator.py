@@ -20,6 +20,7 @@ from lpnode.core.tasks import NoTranscodersAvailable, Task, TaskFailed, TaskResu
 from lpnode.monitor import NodeMetrics
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.net.convert import extension, segment_profiles
+from lpnode.pm.pricing import PriceSpec, Pricing, price_info
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def task_timeout(duration_ms: int) -> float:
 
 class Orchestrator:
     def __init__(self, *, service_uri: str, tokens: AuthTokens, metrics: NodeMetrics,
-                 secret: SharedSecret | None = None, price: Price = Price(),
+                 secret: SharedSecret | None = None, pricing: Pricing | None = None,
                  session_limit: int | None = None, session_idle_s: float = SESSION_IDLE_S,
                  heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S) -> None:
         self.service_uri = service_uri.rstrip("/")
@@ -67,7 +68,7 @@ class Orchestrator:
         self.store = SegmentStore()
         self.tokens = tokens
         self.metrics = metrics
-        self.price = price
+        self.pricing = pricing or Pricing(PriceSpec(Fraction(0)))
         self._session_idle_s = session_idle_s
         self._last_seen: dict[str, float] = {}
         self._task_ids = itertools.count(1)
@@ -108,8 +109,9 @@ class Orchestrator:
     def info(self, token: pb.AuthToken | None = None) -> pb.OrchestratorInfo:
         return pb.OrchestratorInfo(
             transcoder=self.service_uri,
-            price_info=pb.PriceInfo(pricePerUnit=self.price.price_per_unit,
-                                    pixelsPerUnit=self.price.pixels_per_unit),
+            # The default price; on chain the service quotes each gateway its own (and prices
+            # in a currency only there, once the feed is read).
+            price_info=pb.PriceInfo() if self.pricing.needs_feed else price_info(self.pricing.price(None)),
             capabilities=self.capabilities(),
             auth_token=token or self.tokens.issue(),
         )

@@ -171,6 +171,13 @@ event DepositFunded(address indexed sender, uint256 amount)
 event ReserveFunded(address indexed reserveHolder, uint256 amount)
 """)
 
+# A Chainlink-style price feed (AggregatorV3Interface), for prices in a currency (-priceFeedAddr).
+PRICE_FEED = parse("""
+function decimals() view returns (uint8)
+function description() view returns (string)
+function latestRoundData() view returns (uint80 roundId, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 answeredInRound)
+""")
+
 # Controller name -> ABI, for the contracts resolved at start-up.
 BY_NAME: dict[str, list[dict[str, Any]]] = {
     "BondingManager": BONDING_MANAGER,

@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from fractions import Fraction
 
 from eth_utils import to_checksum_address
 
+from lpnode.eth import abi
 from lpnode.eth.client import Chain, ChainConfigError
+from lpnode.pm.pricing import Pricing
 from lpnode.pm.recipient import ChainView
 
 log = logging.getLogger("lpnode.payments")
@@ -28,7 +31,8 @@ DEPOSIT_TO_PENDING_RATIO = 3
 
 class ChainWatch:
     def __init__(self, chain: Chain, recipient: bytes, poll_interval_s: float,
-                 pending_value: Callable[[bytes], int] = lambda sender: 0) -> None:
+                 pending_value: Callable[[bytes], int] = lambda sender: 0, price_feed: str | None = None,
+                 pricing: Pricing | None = None) -> None:
         self.chain = chain
         self.recipient = to_checksum_address(recipient)
         self.poll_interval_s = poll_interval_s
@@ -37,6 +41,10 @@ class ChainWatch:
         self.active = False
         self.error: str | None = "not read yet"
         self._floats: dict[bytes, tuple[int, int]] = {}  # sender -> (block, max float)
+        self._feed = chain.w3.eth.contract(address=to_checksum_address(price_feed), abi=abi.PRICE_FEED) \
+            if price_feed else None
+        self.wei_per_currency_unit: Fraction | None = None  # from the price feed, for currency prices
+        self._pricing = pricing  # the feed is read only while a price is in a currency
 
     async def run(self) -> None:
         backoff = self.poll_interval_s
@@ -67,6 +75,8 @@ class ChainWatch:
             block_hash = bytes(await rounds.blockHashForRound(last_initialized).call())
         gas_price = int(await self.chain.w3.eth.gas_price)
         active = bool(await c.bonding_manager.functions.isActiveTranscoder(self.recipient).call())
+        if self._feed is not None and self._pricing is not None and self._pricing.needs_feed:
+            await self._read_feed()
         if active != self.active or self.view is None:
             log.info("orchestrator %s is %s in round %d", self.recipient, "active" if active else "NOT active",
                      last_initialized)
@@ -74,6 +84,19 @@ class ChainWatch:
                               round_block_hash=block_hash, gas_price=gas_price)
         self.active, self.error = active, None
         return self.view
+
+    async def _read_feed(self) -> None:
+        """ETH in the feed's currency (e.g. 3000.12345678 USD, 8 decimals) as wei per currency unit."""
+        assert self._feed is not None
+        decimals = int(await self._feed.functions.decimals().call())
+        _, answer, _, _, _ = await self._feed.functions.latestRoundData().call()
+        if int(answer) <= 0:
+            raise ValueError(f"the price feed {self._feed.address} answers {answer}: not a price")
+        rate = Fraction(10**18 * 10**decimals, int(answer))
+        if rate != self.wei_per_currency_unit:
+            log.info("price feed %s: 1 ETH = %s (%.0f wei per unit of its currency)", self._feed.address,
+                     Fraction(int(answer), 10**decimals).limit_denominator(10**decimals), float(rate))
+        self.wei_per_currency_unit = rate
 
     async def max_float(self, sender: bytes) -> int:
         """What a ticket from ``sender`` can be worth at most and still be paid (go-livepeer's

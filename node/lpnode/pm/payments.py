@@ -26,6 +26,7 @@ from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.pm.balance import Balances, Key
 from lpnode.pm.chainwatch import ChainWatch
 from lpnode.pm.errors import PaymentRefused
+from lpnode.pm.pricing import PriceUnavailable, Pricing
 from lpnode.pm.queue import TicketQueue, WinningTicket
 from lpnode.pm.recipient import PaymentError, Recipient
 from lpnode.pm.ticket import signer
@@ -97,12 +98,12 @@ def _reason(message: str) -> str:
 
 class Payments:
     def __init__(self, recipient: Recipient, watch: ChainWatch, queue: TicketQueue,
-                 price: Callable[[bytes], Fraction], metrics: PaymentMetrics | None = None,
+                 pricing: Pricing, metrics: PaymentMetrics | None = None,
                  balances: Balances | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.recipient = recipient
         self.watch = watch
         self.queue = queue
-        self.price = price  # wei per pixel for a sender (the gateway's own price or the default)
+        self.pricing = pricing  # shared with the orchestrator: the admin API changes it at run time
         self.metrics = metrics
         self.balances = balances or Balances()
         self._clock = clock
@@ -119,13 +120,17 @@ class Payments:
     async def quote(self, sender: bytes) -> tuple[pb.TicketParams | None, pb.PriceInfo]:
         """The ticket params and price for ``sender``; no params at price 0 (go-livepeer sends
         none then, and the gateway pays nothing)."""
-        price = self.price(sender)
-        if price == 0:
-            return None, price_info(price)
+        if self.pricing.spec(sender).amount == 0:
+            return None, price_info(Fraction(0))
         view = self.watch.view
         if view is None:
             raise PaymentRefused(503, f"the chain has not been read yet ({self.watch.error})", "chain_unknown")
         max_float = await self.watch.max_float(sender)
+        try:
+            price = self.pricing.price(sender, self.watch.wei_per_currency_unit,
+                                       self.recipient.tx_cost_multiplier(view, max_float))
+        except PriceUnavailable as exc:
+            raise PaymentRefused(503, str(exc), "price_feed_unknown") from None
         try:
             params = self.recipient.ticket_params(sender, view, price.numerator, price.denominator, max_float)
         except PaymentError as exc:
@@ -146,14 +151,14 @@ class Payments:
             raise self._refused(403, "segment sig check failed", "bad_segment_signature")
         key: Key = (sender, bytes(seg.manifestId).hex())
         now = self._clock()
-        price = self.price(sender)
+        price = self.balances.price(key)
         if payment.HasField("ticket_params") and payment.ticket_sender_params:
             price = self._receive(payment, sender, key, now)
-        elif price:
-            price = self.balances.price(key) or price
-        if price and not self.balances.sufficient(key, Fraction(self.recipient.ticket_ev)):
+        elif price is None and self.pricing.spec(sender).amount == 0:
+            price = Fraction(0)
+        if price != 0 and not self.balances.sufficient(key, Fraction(self.recipient.ticket_ev)):
             raise self._refused(400, INSUFFICIENT_BALANCE, "insufficient_balance")
-        return Accepted(key, price)
+        return Accepted(key, price or Fraction(0))
 
     def _receive(self, payment: pb.Payment, sender: bytes, key: Key, now: float) -> Fraction:
         expected = price_of(payment.expected_price)

@@ -91,11 +91,25 @@ class Recipient:
 
     # ------------------------------------------------------------------ quoting
 
+    def tx_cost(self, chain: ChainView) -> int:
+        """What redeeming one ticket costs in gas, in wei."""
+        return self.redeem_gas * max(chain.gas_price, self.min_gas_price)
+
+    def tx_cost_multiplier(self, chain: ChainView, max_float: int | None) -> Fraction | None:
+        """faceValue / txCost for a sender (go-livepeer's TxCostMultiplier); None when no face
+        value can be quoted or the gas is free."""
+        try:
+            face = self.face_value(chain, max_float)
+        except PaymentError:
+            return None
+        cost = self.tx_cost(chain)
+        return Fraction(face, cost) if cost > 0 else None
+
     def face_value(self, chain: ChainView, max_float: int | None) -> int:
         """Reference 2.2: the redemption's cost x 100 (or the EV x 100 when that is more), capped
         by the sender's max float and -maxFaceValue; PaymentError "insufficient sender reserve"
         when what is left cannot carry the EV or pay for its own redemption."""
-        tx_cost = self.redeem_gas * max(chain.gas_price, self.min_gas_price)
+        tx_cost = self.tx_cost(chain)
         face = tx_cost * TX_COST_MULTIPLIER
         if face < self.ticket_ev:
             face = self.ticket_ev * EV_MULTIPLIER

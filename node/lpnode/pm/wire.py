@@ -16,25 +16,17 @@ from eth_utils import keccak, to_checksum_address
 from google.protobuf.message import DecodeError
 
 from lpnode.net import lp_rpc_pb2 as pb
+from lpnode.pm.pricing import price_info, price_of
 from lpnode.pm.recipient import TicketParams
 from lpnode.pm.ticket import minimal_bytes
 from lpnode.transcode.profiles import VideoProfile
 
+__all__ = ["MalformedPayment", "decode_payment", "encode_payment", "params_from_net", "params_to_net",
+           "price_info", "price_of", "request_hash", "segment_hash"]
+
 
 class MalformedPayment(ValueError):
     """A Livepeer-Payment header that is not base64 protobuf."""
-
-
-def price_info(price: Fraction) -> pb.PriceInfo:
-    """go-livepeer's advertised form: the reduced rational's numerator and denominator."""
-    return pb.PriceInfo(pricePerUnit=price.numerator, pixelsPerUnit=price.denominator)
-
-
-def price_of(info: pb.PriceInfo) -> Fraction | None:
-    """Wei per pixel, or None when the PriceInfo carries none (pixelsPerUnit 0)."""
-    if info.pixelsPerUnit <= 0 or info.pricePerUnit < 0:
-        return None
-    return Fraction(info.pricePerUnit, info.pixelsPerUnit)
 
 
 def params_to_net(p: TicketParams) -> pb.TicketParams:

@@ -1,5 +1,6 @@
 """The admin listener (7935 on orchestrators): /status, /healthz, with -monitor /metrics, and
-the admin actions (POST /drain, POST /reload) for runbooks.
+the admin actions (POST /drain, POST /reload, POST /setPrice) for runbooks. An action's
+parameters come as a form (go-livepeer's CLI API style), JSON object or query string.
 
 It binds 127.0.0.1 unless -cliAddr says otherwise; the firewall keeps it for monitoring hosts.
 go-livepeer's CLI port has no authentication; here actions need the token from
@@ -13,6 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -32,7 +34,8 @@ from lpnode.server.http import (
 
 log = logging.getLogger(__name__)
 
-Action = Callable[[], Awaitable[dict[str, Any]]]
+# Called with the request's parameters as keyword arguments (strings).
+Action = Callable[..., Awaitable[dict[str, Any]]]
 
 
 class AdminApp:
@@ -54,10 +57,10 @@ class AdminApp:
         path = scope["path"]
         if scope["method"] == "POST":
             try:
-                await read_body(receive, 64 * 1024)
+                body = await read_body(receive, 64 * 1024)
             except ClientGone:
                 return
-            await self._act(scope, path.strip("/"), send)
+            await self._act(scope, path.strip("/"), body or b"", send)
         elif scope["method"] != "GET":
             await respond(send, 405, b"method not allowed\n")
         elif path == "/status":
@@ -71,7 +74,7 @@ class AdminApp:
         else:
             await respond(send, 404, b"not found\n")
 
-    async def _act(self, scope: HTTPScope, name: str, send: Send) -> None:
+    async def _act(self, scope: HTTPScope, name: str, body: bytes, send: Send) -> None:
         action = self._actions.get(name)
         if action is None:
             await respond(send, 404, f"no admin action {name!r}; there are: "
@@ -89,8 +92,36 @@ class AdminApp:
                                   f"{name}: send the -adminTokenFile token as Bearer")
             await respond(send, 401, b"bad or missing admin token\n")
             return
-        log.info("admin action %s from %s", name, who)
-        await _json(send, 200, await action())
+        try:
+            params = _params(scope, body)
+        except ValueError as exc:
+            await respond(send, 400, f"{name}: {exc}\n".encode())
+            return
+        log.info("admin action %s from %s%s", name, who, f" {params}" if params else "")
+        try:
+            result = await action(**params)
+        except TypeError as exc:
+            await respond(send, 400, f"{name}: unexpected parameters ({exc})\n".encode())
+            return
+        except ValueError as exc:
+            log.warning("admin action %s from %s refused: %s", name, who, exc)
+            await respond(send, 400, f"{name}: {exc}\n".encode())
+            return
+        await _json(send, 200, result)
+
+
+def _params(scope: HTTPScope, body: bytes) -> dict[str, str]:
+    """The query string's and the body's parameters (a form, or a JSON object)."""
+    params = dict(parse_qsl(scope.get("query_string", b"").decode(errors="replace")))
+    text = body.decode(errors="replace").strip()
+    if text.startswith("{"):
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("the JSON body must be an object")
+        params.update({str(k): str(v) for k, v in data.items()})
+    elif text:
+        params.update(parse_qsl(text, strict_parsing=True))
+    return params
 
 
 async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
