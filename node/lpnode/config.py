@@ -19,6 +19,7 @@ that names the flag and the fix; the differences are listed in docs/flags.md.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import pwd
 import re
@@ -183,6 +184,23 @@ def _parse_orch_addr(raw: str) -> tuple[str, ...]:
     return tuple(addrs)
 
 
+def _parse_redeemer_addr(raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    item = address.strip_scheme(raw.strip())
+    _check_addr(item)
+    return _default_addr(item, "127.0.0.1", ORCHESTRATOR_RPC_PORT)
+
+
+def _parse_ip_list(raw: str) -> tuple[str, ...]:
+    out = []
+    for item in (i.strip() for i in raw.split(",")):
+        if item:
+            ipaddress.ip_address(item)  # ValueError names the bad one
+            out.append(item)
+    return tuple(out)
+
+
 def _parse_service_addr(raw: str) -> str | None:
     value = raw.strip()
     if value == "":
@@ -322,6 +340,18 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("priceFeedAddr", "address", "price_feed_addr", _parse_eth_address, None, "", "Pricing",
           "On chain: the Chainlink-style (AggregatorV3) feed converting currency prices to ETH "
           "(default on arbitrum-one-mainnet: Chainlink's ETH/USD)."),
+    _Flag("redeemer", "bool", "redeemer", _parse_bool, False, "false", "On chain",
+          "Run as a ticket redeemer: orchestrators started with -redeemerAddr hand it their winning "
+          "tickets for -ethOrchAddr, and it redeems them with its own account (which pays the gas)."),
+    _Flag("redeemerAddr", "host:port", "redeemer_addr", _parse_redeemer_addr, None, "", "On chain",
+          "Orchestrator: the redeemer to hand winning tickets to (kept on disk here until it has them)."),
+    _Flag("redeemerTokenFile", "path", "redeemer_token_file", _optional_str, None, "", "On chain",
+          "lpnode: file holding the token orchestrators and their redeemer share; a redeemer with one "
+          "refuses tickets without it (go-livepeer's redeemer takes tickets from anyone who can reach it).",
+          secret=True),
+    _Flag("redeemerAllowFrom", "ip,...", "redeemer_allow_from", _parse_ip_list, (), "", "On chain",
+          "lpnode: redeemer: addresses allowed in without the token (go-livepeer orchestrators, which "
+          "cannot send one)."),
     _Flag("ticketEV", "int", "ticket_ev", _parse_wei, DEFAULT_TICKET_EV, str(DEFAULT_TICKET_EV), "Pricing",
           "On chain, orchestrator: the expected value in wei of each ticket a gateway pays with."),
     _Flag("maxFaceValue", "int", "max_face_value", _parse_wei, 0, "0", "Pricing",
@@ -400,7 +430,7 @@ UNSUPPORTED_FLAGS: frozenset[str] = frozenset(
     liveRunnerAddr liveAITrickleHostForRunner liveAIAuthApiKey liveAIHeartbeatURL
     liveAIHeartbeatHeaders liveAIHeartbeatInterval liveAIAuthWebhookUrl livePaymentInterval
     liveOutSegmentTimeout liveAISaveNSegments liveAICapRefreshModels liveAICapReportInterval
-    maxTicketEV maxTotalEV depositMultiplier redeemer redeemerAddr metricsPerStream metricsClientIP
+    maxTicketEV maxTotalEV depositMultiplier metricsPerStream metricsClientIP
     metadataQueueUri metadataAmqpExchange metadataPublishTimeout objectStore recordStore
     FVfailGsbucket FVfailGskey authWebhookUrl startupAvailabilityCheck remoteSigner
     remoteSignerUrl remoteSignerHeaders remoteSignerWebhookUrl remoteSignerWebhookHeaders
@@ -515,6 +545,10 @@ class NodeConfig:
     auto_adjust_price: bool = True
     auto_adjust_price_ceiling: int = DEFAULT_CEILING_PERCENT
     price_feed_addr: str | None = None
+    redeemer: bool = False
+    redeemer_addr: str | None = None
+    redeemer_token_file: str | None = None
+    redeemer_allow_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "orch_addr", tuple(self.orch_addr))
@@ -524,9 +558,11 @@ class NodeConfig:
 
     @property
     def role(self) -> str:
-        """'orchestrator', 'transcoder', 'orchestrator+transcoder' or 'reward'."""
+        """'orchestrator', 'transcoder', 'orchestrator+transcoder', 'reward' or 'redeemer'."""
         if self.orchestrator and self.transcoder:
             return "orchestrator+transcoder"
+        if self.redeemer:
+            return "redeemer"
         if self.reward_only:
             return "reward"
         return "orchestrator" if self.orchestrator else "transcoder"
@@ -557,10 +593,14 @@ class NodeConfig:
         return self.service_addr if address.has_scheme(self.service_addr) else f"https://{self.service_addr}"
 
     def _resolved_cli_addr(self) -> str:
-        port = ORCHESTRATOR_CLI_PORT if self.orchestrator or self.reward_only else TRANSCODER_CLI_PORT
+        port = ORCHESTRATOR_CLI_PORT if self.orchestrator or self.reward_only or self.redeemer \
+            else TRANSCODER_CLI_PORT
         return _default_addr(self.cli_addr, "127.0.0.1", port)
 
     def _resolved_http_addr(self) -> str | None:
+        if self.redeemer:
+            # go-livepeer's redeemer default: loopback; open it to the orchestrators with -httpAddr.
+            return _default_addr(self.http_addr or "", "127.0.0.1", ORCHESTRATOR_RPC_PORT)
         if not self.orchestrator:
             # A transcoder only dials out; go-livepeer ignores -httpAddr for it.
             return self.http_addr or None
@@ -573,11 +613,16 @@ class NodeConfig:
 
     def _validate(self) -> None:
         self._validate_chain()
+        if self.redeemer:
+            self._validate_redeemer()
+            return
         if not (self.orchestrator or self.transcoder or self.reward_only):
             raise FlagError(
-                "no role given: pass -orchestrator, -transcoder, or both, or -reward alone for the "
-                "reward service (lpnode does not run a gateway, AI worker or redeemer)"
+                "no role given: pass -orchestrator, -transcoder, or both, -reward alone for the "
+                "reward service, or -redeemer (lpnode does not run a gateway or AI worker)"
             )
+        if self.redeemer_addr and not (self.orchestrator and self.on_chain):
+            raise FlagError("-redeemerAddr is for an on-chain orchestrator: where it hands its winning tickets")
         if self.transcoder and not self.orchestrator:
             if not self.orch_addr:
                 raise FlagError(
@@ -621,6 +666,16 @@ class NodeConfig:
                 f"{given} needs {missing} too: give both the certificate and its private key, or neither"
             )
 
+
+    def _validate_redeemer(self) -> None:
+        if self.orchestrator or self.transcoder or self.reward:
+            raise FlagError("-redeemer runs alone: start the orchestrator (with -redeemerAddr), the transcoders "
+                            "and the reward service as their own processes")
+        if not self.on_chain:
+            raise FlagError("-redeemer needs an on-chain -network (and -ethUrl): it redeems tickets on chain")
+        if not self.eth_orch_addr:
+            raise FlagError("-redeemer needs -ethOrchAddr: the orchestrator whose tickets it redeems "
+                            "(tickets to anyone else are refused)")
 
     def _validate_pricing(self) -> None:
         pricing = self.pricing  # reads -pricePerGateway's file: a bad one stops the start

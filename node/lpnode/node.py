@@ -28,6 +28,7 @@ from lpnode.net.channel import Trust
 from lpnode.secret import load_orch_secret, load_rpc_url, read_secret_file
 from lpnode.server import closing, h2window
 from lpnode.server.admin import AdminApp
+from lpnode.server.grpc_asgi import GrpcApp
 from lpnode.server.listen import StartupError, bind, bound_address
 from lpnode.server.service import ServiceApp
 from lpnode.server.tls import check_pair, ensure_self_signed
@@ -175,19 +176,72 @@ def _payments(cfg: NodeConfig, parts: ChainParts, orch: Orchestrator,
     address = bytes.fromhex(parts.orchestrator[2:])
     queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
     poll = float(cfg.block_polling_interval)
+    payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
+    loops: dict[str, Coroutine[Any, Any, Any]] = {}
+    forwarder = None
+    if cfg.redeemer_addr:
+        from lpnode.pm.remote import Forwarder
+        token = read_secret_file(cfg.redeemer_token_file) if cfg.redeemer_token_file else None
+        forwarder = Forwarder(cfg.redeemer_addr, queue, token, poll)
+        loops["ticket forwarder"] = forwarder.run()
+    else:
+        redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed.inc,
+                            on_error=payment_metrics.redeem_error)
+        loops["ticket redeemer"] = redeemer.run()
     watch = ChainWatch(parts.chain, address, poll, queue.pending_value, price_feed=cfg.price_feed,
-                       pricing=orch.pricing)
+                       pricing=orch.pricing, remote_max_float=forwarder.max_float if forwarder else None)
     recipient = Recipient(address, RecipientRandKey(cfg.datadir), cfg.network, cfg.ticket_ev,
                           max_face_value=cfg.max_face_value, min_gas_price=cfg.min_gas_price)
+    payments = Payments(recipient, watch, queue, orch.pricing, payment_metrics,
+                        on_queued=forwarder.wake if forwarder else lambda: None)
+    pending = queue.counts().get("pending", 0)
+    log.info("tickets to %s: EV %d wei each%s; %d winning tickets waiting for %s", parts.orchestrator,
+             cfg.ticket_ev, f", face value at most {cfg.max_face_value} wei" if cfg.max_face_value else "", pending,
+             f"the redeemer at {cfg.redeemer_addr}" if forwarder else "redemption")
+    return payments, {"chain watch": watch.run(), **loops, "payments housekeeping": payments.housekeeping()}
+
+
+def _redeemer_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
+    """-redeemer: go-livepeer's TicketRedeemer gRPC for -ethOrchAddr's orchestrators, its own
+    queue and account, and an admin listener (/status, /metrics)."""
+    from lpnode.pm.chainwatch import ChainWatch
+    from lpnode.pm.payments import PaymentMetrics
+    from lpnode.pm.queue import TicketQueue
+    from lpnode.pm.redeem import Redeemer
+    from lpnode.pm.remote import RedeemerService
+
+    metrics = NodeMetrics("redeemer")
+    listen_sock = bind(cfg.http_addr or "127.0.0.1:8935", "-httpAddr")
+    admin_sock = bind(cfg.cli_addr, "-cliAddr")
+    listen, admin_addr = bound_address(listen_sock), bound_address(admin_sock)
+    parts = _chain_parts(cfg, metrics)
+    assert parts is not None
+    cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(listen)[0])
+    queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
+    poll = float(cfg.block_polling_interval)
     payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
-    payments = Payments(recipient, watch, queue, orch.pricing, payment_metrics)
+    watch = ChainWatch(parts.chain, bytes.fromhex(parts.orchestrator[2:]), poll, queue.pending_value)
     redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed.inc,
                         on_error=payment_metrics.redeem_error)
-    pending = queue.counts().get("pending", 0)
-    log.info("tickets to %s: EV %d wei each%s; %d winning tickets waiting for redemption", parts.orchestrator,
-             cfg.ticket_ev, f", face value at most {cfg.max_face_value} wei" if cfg.max_face_value else "", pending)
-    return payments, {"chain watch": watch.run(), "ticket redeemer": redeemer.run(),
-                      "payments housekeeping": payments.housekeeping()}
+    token = read_secret_file(cfg.redeemer_token_file) if cfg.redeemer_token_file else None
+    if token is None and not cfg.redeemer_allow_from:
+        log.warning("no -redeemerTokenFile: anyone who reaches %s can queue tickets and read max floats, as with "
+                    "go-livepeer's redeemer; give orchestrators and this redeemer a shared token file", listen)
+    service = RedeemerService(parts.orchestrator, queue, watch, token, cfg.redeemer_allow_from, metrics.refused)
+
+    def status() -> dict[str, Any]:
+        return {"version": __version__, "role": cfg.role, "account": parts.account.address,
+                "orchestrator": parts.orchestrator, "tickets": queue.counts(), "chainError": watch.error}
+    admin = AdminApp(status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
+                     refused=metrics.refused)
+    # Tests and scripts that ask for port 0 read the ports from this line.
+    log.info("redeemer %s for %s, account %s, %d tickets pending, listening on %s, admin on %s", __version__,
+             parts.orchestrator, parts.account.address, queue.counts().get("pending", 0), listen, admin_addr)
+    return Running(
+        servers={f"redeemer listener {listen}": serve(GrpcApp(service.methods), _hypercorn(listen_sock, cert, key),
+                                                      shutdown_trigger=stop.wait),
+                 f"admin listener {admin_addr}": serve(admin, _hypercorn(admin_sock), shutdown_trigger=stop.wait)},
+        loops={"chain watch": watch.run(), "ticket redeemer": redeemer.run()})
 
 
 def _reward_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
@@ -317,7 +371,9 @@ async def run_node(cfg: NodeConfig) -> int:
         log.warning("%s", warning)
     stop, terminate = asyncio.Event(), asyncio.Event()
     closing.install()
-    if cfg.reward_only:
+    if cfg.redeemer:
+        node = _redeemer_node(cfg, stop)
+    elif cfg.reward_only:
         node = _reward_node(cfg, stop)
     else:
         node = (_orchestrator if cfg.orchestrator else _transcoder)(cfg, stop, gpus)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import grpc
 import pytest
 from eth_account import Account
 
@@ -47,12 +48,12 @@ def chain(tmp_path: Path) -> Iterator[LocalChain]:
     c.close()
 
 
-def paid_orchestrator(fleet: Fleet, chain: LocalChain, max_face_value: int, name: str = "orchestrator",
+def paid_orchestrator(fleet: Fleet, chain: LocalChain, max_face_value: int, *extra: str, name: str = "orchestrator",
                       listen: str = "") -> Proc:
     return fleet.orchestrator("-transcoder", "-maxSessions", "4", *chain.flags(1), "-reward=false",
                               "-blockPollingInterval", "1", "-pricePerUnit", str(PRICE), "-autoAdjustPrice=false",
-                              "-ticketEV", str(EV),
-                              "-maxFaceValue", str(max_face_value), name=name, listen=listen)
+                              "-ticketEV", str(EV), "-maxFaceValue", str(max_face_value), *extra,
+                              name=name, listen=listen)
 
 
 def registered(chain: LocalChain) -> str:
@@ -291,3 +292,48 @@ def test_prices_per_gateway_in_a_currency_changed_at_run_time_and_the_auto_adjus
     quoted_when(main, Fraction(math.floor(Fraction(500) * Fraction(11, 10) * 1000), 1000))
     assert orch.status()["price"] == "1000 wei per 2 pixels"
     assert "price changed from 1e-07USD per 1 pixels to 1000 wei per 2 pixels" in orch.log()
+
+
+def start_redeemer(fleet: Fleet, chain: LocalChain, token: Path, listen: str = "127.0.0.1:0") -> tuple[Proc, str]:
+    """Account 3 redeeming account 1's tickets (account 3 pays the gas)."""
+    proc = fleet.start("redeemer", "-redeemer", *chain.flags(3), "-ethOrchAddr", chain.account(1)["address"],
+                       "-httpAddr", listen, "-redeemerTokenFile", str(token), "-blockPollingInterval", "1", "-monitor")
+    return proc, proc.logged(r"listening on (\S+),").group(1)
+
+
+def test_a_separate_redeemer_down_for_blocks_still_gets_and_redeems_every_ticket(
+        fleet: Fleet, chain: LocalChain, tmp_path: Path) -> None:
+    recipient = registered(chain)
+    token = tmp_path / "redeemer-token"
+    token.write_text("redeemer-token-7d1c\n")
+    token.chmod(0o600)
+    redeemer, addr = start_redeemer(fleet, chain, token)
+    redeemer.stop()  # down from the start: the orchestrator must keep what it wins
+    orch = paid_orchestrator(fleet, chain, EV, "-redeemerAddr", addr, "-redeemerTokenFile", str(token))
+    code, summary, out = fleet.test_stream("-segments", "8", "-profiles", PROFILE, "-resolution", "320x180",
+                                           "-quiet", *gateway_flags(chain))
+    assert code == 0 and summary["succeeded"] == 8, out + orch.log()[-3000:]
+    winners = int(metric(orch, "livepeer_winning_tickets_recv_total"))
+    assert winners == summary["payments"]["tickets"] >= 8
+    assert orch.status()["chain"]["payments"]["tickets"] == {"pending": winners}
+    chain.mine(20)
+    redeemer, _ = start_redeemer(fleet, chain, token, listen=addr)
+    chain.wait(lambda: orch.status()["chain"]["payments"]["tickets"] == {"forwarded": winners},
+               "every ticket handed to the redeemer", log=orch.log)
+    chain.mine(PARAMS_EXPIRATION_BLOCKS + 1)
+    chain.wait(lambda: len(redeemed_events(chain, recipient)) >= winners and redeemer.status()["tickets"] == {
+        "redeemed": winners}, f"{winners} redemptions", timeout=90, log=redeemer.log)
+    assert len(redeemed_events(chain, recipient)) == winners
+    # Redeemed by the redeemer's account, one transaction each; the orchestrator's account sent none.
+    broker = chain.info["contracts"]["TicketBroker"]
+    assert len(chain.transactions_from(chain.account(3)["address"], broker)) == winners
+    assert chain.transactions_from(recipient, broker) == []
+
+    # Without the token a caller gets nothing in.
+    from lpnode.pm.queue import TicketQueue
+    from lpnode.pm.remote import Forwarder
+    stranger = Forwarder(addr, TicketQueue(tmp_path / "stranger.sqlite3"), token="not-the-token")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        asyncio.run(stranger.max_float(bytes.fromhex(chain.account(2)["address"][2:])))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    redeemer.wait_log("refused max_float from 127.0.0.1: bad token")

@@ -119,7 +119,7 @@ def test_unknown_flag_error_does_not_echo_its_value() -> None:
     assert "hunter2" not in error("-orchsecret=hunter2")
 
 
-@pytest.mark.parametrize("name", ["maxTicketEV", "redeemerAddr", "redeemer", "gateway", "broadcaster", "aiModels", "rtmpAddr"])
+@pytest.mark.parametrize("name", ["maxTicketEV", "maxTotalEV", "depositMultiplier", "gateway", "broadcaster", "aiModels", "rtmpAddr"])
 def test_go_livepeer_flags_lpnode_lacks_are_not_supported_yet(name: str) -> None:
     message = error(*ORCH, f"-{name}=x")
     assert f"-{name} is not supported by lpnode yet" in message
@@ -127,7 +127,7 @@ def test_go_livepeer_flags_lpnode_lacks_are_not_supported_yet(name: str) -> None
 
 
 def test_unsupported_list_covers_go_livepeer_flags() -> None:
-    assert {"maxTicketEV", "redeemer", "aiWorker", "gateway", "nodes", "netint", "j"} <= UNSUPPORTED_FLAGS
+    assert {"maxTicketEV", "remoteSigner", "aiWorker", "gateway", "nodes", "netint", "j"} <= UNSUPPORTED_FLAGS
     assert not {"ethUrl", "ethPassword", "reward"} & UNSUPPORTED_FLAGS
     assert not UNSUPPORTED_FLAGS & set(FLAG_TO_FIELD)
 
@@ -586,3 +586,18 @@ def test_transcoder_name_is_checked_for_use_as_a_label() -> None:
     assert cfg.transcoder_name == "gpu-host-3:7935"
     with pytest.raises(FlagError, match="-transcoderName"):
         parse_node_flags(["-transcoder", "-transcoderName", 'x"} 1'], {})
+
+
+def test_redeemer_runs_alone_on_chain_for_one_orchestrator() -> None:
+    chain = ["-network", "lpfleet-local", "-ethController", "0x" + "11" * 20, "-ethUrl", "http://127.0.0.1:8545"]
+    cfg = parse("-redeemer", *chain, "-ethOrchAddr", "0x" + "33" * 20, "-redeemerAllowFrom", "10.0.0.5, 10.0.0.6")
+    assert (cfg.role, cfg.http_addr, cfg.cli_addr) == ("redeemer", "127.0.0.1:8935", "127.0.0.1:7935")
+    assert cfg.redeemer_allow_from == ("10.0.0.5", "10.0.0.6")
+    assert "needs -ethOrchAddr" in error("-redeemer", *chain)
+    assert "runs alone" in error("-redeemer", "-orchestrator", *chain, "-ethOrchAddr", "0x" + "33" * 20)
+    assert "on-chain -network" in error("-redeemer", "-ethOrchAddr", "0x" + "33" * 20)
+    assert "-redeemerAllowFrom" in error("-redeemer", *chain, "-ethOrchAddr", "0x" + "33" * 20,
+                                         "-redeemerAllowFrom", "not-an-ip")
+    orch = parse(*ORCH, *chain, "-redeemerAddr", "redeemer.lan")
+    assert orch.redeemer_addr == "redeemer.lan:8935"
+    assert "on-chain orchestrator" in error(*ORCH, "-redeemerAddr", "redeemer.lan")

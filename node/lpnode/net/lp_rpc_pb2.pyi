@@ -418,3 +418,33 @@ class HardwareInformation(_message.Message):
     model_id: str
     gpu_info: _containers.MessageMap[str, GPUComputeInfo]
     def __init__(self, pipeline: _Optional[str] = ..., model_id: _Optional[str] = ..., gpu_info: _Optional[_Mapping[str, GPUComputeInfo]] = ...) -> None: ...
+
+class Ticket(_message.Message):
+    __slots__ = ("ticket_params", "sender", "expiration_params", "sender_params", "recipient_rand")
+    TICKET_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_RAND_FIELD_NUMBER: _ClassVar[int]
+    ticket_params: TicketParams
+    sender: bytes
+    expiration_params: TicketExpirationParams
+    sender_params: TicketSenderParams
+    recipient_rand: bytes
+    def __init__(self, ticket_params: _Optional[_Union[TicketParams, _Mapping]] = ..., sender: _Optional[bytes] = ..., expiration_params: _Optional[_Union[TicketExpirationParams, _Mapping]] = ..., sender_params: _Optional[_Union[TicketSenderParams, _Mapping]] = ..., recipient_rand: _Optional[bytes] = ...) -> None: ...
+
+class QueueTicketRes(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MaxFloatReq(_message.Message):
+    __slots__ = ("sender",)
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    sender: bytes
+    def __init__(self, sender: _Optional[bytes] = ...) -> None: ...
+
+class MaxFloatUpdate(_message.Message):
+    __slots__ = ("max_float",)
+    MAX_FLOAT_FIELD_NUMBER: _ClassVar[int]
+    max_float: bytes
+    def __init__(self, max_float: _Optional[bytes] = ...) -> None: ...

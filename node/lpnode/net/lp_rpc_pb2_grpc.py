@@ -5,7 +5,7 @@ import warnings
 
 from . import lp_rpc_pb2 as lp__rpc__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -244,6 +244,170 @@ class Transcoder:
             '/net.Transcoder/RegisterTranscoder',
             lp__rpc__pb2.RegisterRequest.SerializeToString,
             lp__rpc__pb2.NotifySegment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TicketRedeemerStub:
+    """go-livepeer's separate ticket redeemer (net/redeemer.proto, same package): orchestrators
+    started with -redeemerAddr hand it their winning tickets and ask it for a sender's max float.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.QueueTicket = channel.unary_unary(
+                '/net.TicketRedeemer/QueueTicket',
+                request_serializer=lp__rpc__pb2.Ticket.SerializeToString,
+                response_deserializer=lp__rpc__pb2.QueueTicketRes.FromString,
+                _registered_method=True)
+        self.MaxFloat = channel.unary_unary(
+                '/net.TicketRedeemer/MaxFloat',
+                request_serializer=lp__rpc__pb2.MaxFloatReq.SerializeToString,
+                response_deserializer=lp__rpc__pb2.MaxFloatUpdate.FromString,
+                _registered_method=True)
+        self.MonitorMaxFloat = channel.unary_stream(
+                '/net.TicketRedeemer/MonitorMaxFloat',
+                request_serializer=lp__rpc__pb2.MaxFloatReq.SerializeToString,
+                response_deserializer=lp__rpc__pb2.MaxFloatUpdate.FromString,
+                _registered_method=True)
+
+
+class TicketRedeemerServicer:
+    """go-livepeer's separate ticket redeemer (net/redeemer.proto, same package): orchestrators
+    started with -redeemerAddr hand it their winning tickets and ask it for a sender's max float.
+    """
+
+    def QueueTicket(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MaxFloat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MonitorMaxFloat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TicketRedeemerServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'QueueTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueTicket,
+                    request_deserializer=lp__rpc__pb2.Ticket.FromString,
+                    response_serializer=lp__rpc__pb2.QueueTicketRes.SerializeToString,
+            ),
+            'MaxFloat': grpc.unary_unary_rpc_method_handler(
+                    servicer.MaxFloat,
+                    request_deserializer=lp__rpc__pb2.MaxFloatReq.FromString,
+                    response_serializer=lp__rpc__pb2.MaxFloatUpdate.SerializeToString,
+            ),
+            'MonitorMaxFloat': grpc.unary_stream_rpc_method_handler(
+                    servicer.MonitorMaxFloat,
+                    request_deserializer=lp__rpc__pb2.MaxFloatReq.FromString,
+                    response_serializer=lp__rpc__pb2.MaxFloatUpdate.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'net.TicketRedeemer', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('net.TicketRedeemer', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TicketRedeemer:
+    """go-livepeer's separate ticket redeemer (net/redeemer.proto, same package): orchestrators
+    started with -redeemerAddr hand it their winning tickets and ask it for a sender's max float.
+    """
+
+    @staticmethod
+    def QueueTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/net.TicketRedeemer/QueueTicket',
+            lp__rpc__pb2.Ticket.SerializeToString,
+            lp__rpc__pb2.QueueTicketRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MaxFloat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/net.TicketRedeemer/MaxFloat',
+            lp__rpc__pb2.MaxFloatReq.SerializeToString,
+            lp__rpc__pb2.MaxFloatUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MonitorMaxFloat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/net.TicketRedeemer/MonitorMaxFloat',
+            lp__rpc__pb2.MaxFloatReq.SerializeToString,
+            lp__rpc__pb2.MaxFloatUpdate.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 
 from eth_utils import to_checksum_address
@@ -32,7 +32,8 @@ DEPOSIT_TO_PENDING_RATIO = 3
 class ChainWatch:
     def __init__(self, chain: Chain, recipient: bytes, poll_interval_s: float,
                  pending_value: Callable[[bytes], int] = lambda sender: 0, price_feed: str | None = None,
-                 pricing: Pricing | None = None) -> None:
+                 pricing: Pricing | None = None,
+                 remote_max_float: Callable[[bytes], Awaitable[int]] | None = None) -> None:
         self.chain = chain
         self.recipient = to_checksum_address(recipient)
         self.poll_interval_s = poll_interval_s
@@ -45,6 +46,7 @@ class ChainWatch:
             if price_feed else None
         self.wei_per_currency_unit: Fraction | None = None  # from the price feed, for currency prices
         self._pricing = pricing  # the feed is read only while a price is in a currency
+        self._remote_max_float = remote_max_float  # a separate redeemer's answer, which holds the pending tickets
 
     async def run(self) -> None:
         backoff = self.poll_interval_s
@@ -106,6 +108,13 @@ class ChainWatch:
         cached = self._floats.get(sender)
         if cached is not None and cached[0] == block:
             return cached[1]
+        if self._remote_max_float is not None:
+            try:
+                value = await self._remote_max_float(sender)
+                self._floats[sender] = (block, value)
+                return value
+            except Exception as exc:  # noqa: BLE001 - the redeemer is away: the chain's own answer
+                log.debug("max float from the redeemer failed (%s); reading the chain", exc)
         c = self.chain.contracts or await self.chain.connect()
         broker = c.ticket_broker.functions
         address = to_checksum_address(sender)

@@ -99,7 +99,8 @@ def _reason(message: str) -> str:
 class Payments:
     def __init__(self, recipient: Recipient, watch: ChainWatch, queue: TicketQueue,
                  pricing: Pricing, metrics: PaymentMetrics | None = None,
-                 balances: Balances | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 balances: Balances | None = None, clock: Callable[[], float] = time.monotonic,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
         self.recipient = recipient
         self.watch = watch
         self.queue = queue
@@ -107,6 +108,7 @@ class Payments:
         self.metrics = metrics
         self.balances = balances or Balances()
         self._clock = clock
+        self._on_queued = on_queued  # told when a winning ticket is queued (a forwarder sends it at once)
 
     # ------------------------------------------------------------------ GetOrchestrator
 
@@ -182,6 +184,8 @@ class Payments:
                                          params_expiration_block=params.expiration_block))
             log.info("winning ticket from %s: face value %d wei (nonce %d), queued for redemption",
                      to_checksum_address(sender), ticket.face_value, ticket.sender_nonce)
+        if received.winning:
+            self._on_queued()
         if self.metrics:
             self.metrics.tickets.inc(len(tickets))
             self.metrics.winning.inc(len(received.winning))

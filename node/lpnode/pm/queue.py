@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS tickets_state ON tickets (state, params_expiration_bl
 """
 
 PENDING, REDEEMED, USED, EXPIRED = "pending", "redeemed", "used", "expired"
+FORWARDED = "forwarded"  # handed to a separate redeemer (-redeemerAddr), which has it on disk
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,9 @@ class TicketQueue:
         self._db.execute("UPDATE tickets SET attempts = attempts + 1, last_error = ? WHERE sig = ?", (reason, sig))
 
     def done(self, sig: bytes, state: str, tx_hash: str | None = None, reason: str | None = None) -> None:
-        """The ticket left the queue: redeemed (``tx_hash``), used (the chain says so) or expired."""
-        assert state in (REDEEMED, USED, EXPIRED)
+        """The ticket left the queue: redeemed (``tx_hash``), used (the chain says so), expired,
+        or forwarded to the redeemer."""
+        assert state in (REDEEMED, USED, EXPIRED, FORWARDED)
         self._db.execute("UPDATE tickets SET state = ?, tx_hash = ?, last_error = COALESCE(?, last_error), "
                          "done_at = ? WHERE sig = ?", (state, tx_hash, reason, time.time(), sig))
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from google.protobuf.message import DecodeError, Message
 
-from lpnode.server.http import ClientGone, HTTPScope, Receive, Send, read_body
+from lpnode.server.http import ClientGone, HTTPScope, Receive, Scope, Send, lifespan, read_body, respond
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +207,18 @@ async def _stream(replies: AsyncGenerator[Message, None], receive: Receive, send
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+class GrpcApp:
+    """An ASGI application that serves only gRPC ``methods`` (the redeemer's port)."""
+
+    def __init__(self, methods: dict[str, Method]) -> None:
+        self.methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+        elif scope["type"] == "http" and is_grpc(scope):
+            await serve(scope, receive, send, self.methods)
+        elif scope["type"] == "http":
+            await respond(send, 404, b"gRPC only\n")
