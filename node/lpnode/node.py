@@ -185,8 +185,8 @@ def _payments(cfg: NodeConfig, parts: ChainParts, orch: Orchestrator,
         forwarder = Forwarder(cfg.redeemer_addr, queue, token, poll)
         loops["ticket forwarder"] = forwarder.run()
     else:
-        redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed.inc,
-                            on_error=payment_metrics.redeem_error)
+        redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed_ticket,
+                            on_error=payment_metrics.redeem_error, on_balance=parts.metrics.balance.set)
         loops["ticket redeemer"] = redeemer.run()
     watch = ChainWatch(parts.chain, address, poll, queue.pending_value, price_feed=cfg.price_feed,
                        pricing=orch.pricing, remote_max_float=forwarder.max_float if forwarder else None)
@@ -221,8 +221,8 @@ def _redeemer_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
     poll = float(cfg.block_polling_interval)
     payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
     watch = ChainWatch(parts.chain, bytes.fromhex(parts.orchestrator[2:]), poll, queue.pending_value)
-    redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed.inc,
-                        on_error=payment_metrics.redeem_error)
+    redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed_ticket,
+                        on_error=payment_metrics.redeem_error, on_balance=parts.metrics.balance.set)
     token = read_secret_file(cfg.redeemer_token_file) if cfg.redeemer_token_file else None
     if token is None and not cfg.redeemer_allow_from:
         log.warning("no -redeemerTokenFile: anyone who reaches %s can queue tickets and read max floats, as with "

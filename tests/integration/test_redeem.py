@@ -77,7 +77,7 @@ class Orchestrator:
         node_chain = Chain(self.chain.rpc_url, self.chain.info["controller"], str(self.datadir))
         sender = TxSender(node_chain, account, str(self.datadir), GasPolicy(timeout_s=30))
         return Redeemer(node_chain, sender, self.queue, poll_interval_s=0.2,
-                        on_redeemed=self.redeemed.append, on_error=self.errors.append)
+                        on_redeemed=lambda paid, gas: self.redeemed.append(paid), on_error=self.errors.append)
 
     def tick(self, redeemer: Redeemer) -> None:
         async def once() -> None:

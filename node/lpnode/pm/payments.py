@@ -64,6 +64,8 @@ class PaymentMetrics:
                             registry=registry).labels(node_type)
         self.redeemed = Counter("livepeer_value_redeemed", "Value of winning tickets redeemed on chain (wei)",
                                 labels, registry=registry).labels(node_type)
+        self.redeem_gas = Gauge("lpfleet_redeem_last_gas_wei", "What the last redemption cost in gas (wei)", labels,
+                                registry=registry).labels(node_type)
         self._redeem_errors = Counter("livepeer_ticket_redemption_errors",
                                       "Failed redemption attempts, by kind (reverted, gas, timeout, expired)",
                                       ["node_type", "kind"], registry=registry)
@@ -77,6 +79,10 @@ class PaymentMetrics:
 
     def error(self, code: str) -> None:
         self._errors.labels(self.node_type, code).inc()
+
+    def redeemed_ticket(self, paid: int, gas_wei: int) -> None:
+        self.redeemed.inc(paid)
+        self.redeem_gas.set(gas_wei)
 
     def redeem_error(self, kind: str) -> None:
         self._redeem_errors.labels(self.node_type, kind).inc()

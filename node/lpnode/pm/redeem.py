@@ -33,13 +33,14 @@ MAX_BACKOFF_S = 60.0
 
 class Redeemer:
     def __init__(self, chain: Chain, sender: TxSender, queue: TicketQueue, poll_interval_s: float = 5.0,
-                 on_redeemed: Any = None, on_error: Any = None) -> None:
+                 on_redeemed: Any = None, on_error: Any = None, on_balance: Any = None) -> None:
         self.chain = chain
         self.sender = sender
         self.queue = queue
         self.poll_interval_s = poll_interval_s
-        self._on_redeemed = on_redeemed  # called with the wei paid out
+        self._on_redeemed = on_redeemed  # called with the wei paid out and the wei the gas cost
         self._on_error = on_error  # called with a short reason
+        self._on_balance = on_balance  # called with the redeeming account's ETH at every poll
         self._reported: dict[bytes, str] = {}  # the last reason logged per ticket
 
     async def run(self) -> None:
@@ -64,6 +65,8 @@ class Redeemer:
         block = int(await c.rounds_manager.functions.blockNum().call())
         for winning in self.queue.due(block):
             await self.redeem(winning)
+        if self._on_balance is not None:
+            self._on_balance(int(await self.chain.w3.eth.get_balance(self.sender.account.address)))
 
     async def redeem(self, w: WinningTicket) -> str | None:
         """Try to redeem one ticket; returns its new state, or None while it stays pending."""
@@ -104,7 +107,7 @@ class Redeemer:
         self._done(w, REDEEMED, tx_hash=tx_hash)
         log.info("ticket %s redeemed: %d wei (transaction %s)", short, paid, tx_hash)
         if self._on_redeemed is not None:
-            self._on_redeemed(paid)
+            self._on_redeemed(paid, int(receipt.get("gasUsed", 0)) * int(receipt.get("effectiveGasPrice", 0)))
         return REDEEMED
 
     def _done(self, w: WinningTicket, state: str, tx_hash: str | None = None, reason: str | None = None) -> None:
