@@ -8,7 +8,9 @@ transcoders      secrets (orchSecret, admin token, orchestrator's certificate), 
                  lpnode -transcoder -orchCert
 gpu              nvidia (also any host with `nvidia = True`)
 reward/redeemers secrets (keystore, its password, the RPC URL)
+on-chain orch.   secrets (hot keystore, its password, the RPC URL, the redeemer token)
 reward           lpnode -reward as its own unit, lpnode-reward (roles/reward.py)
+redeemers        lpnode -redeemer as its own unit, lpnode-redeemer (roles/redeemer.py)
 monitoring       prometheus, alertmanager, [grafana] (with `grafana = True`, production)
 
 The inventory is validated before anything is prepared, so a broken inventory changes no host.
@@ -29,6 +31,7 @@ from inventory.validate import (
     REWARD,
     TRANSCODERS,
     check_pyinfra_inventory,
+    on_chain_orchestrator,
     spec_of,
 )
 from roles import fact_cache, op_order
@@ -41,6 +44,7 @@ from roles.node import CLI_PORT, SERVICE_PORT, Installed, NodeSettings, install_
 from roles.node_exporter import NodeExporterSettings, node_exporter
 from roles.nvidia import NvidiaResult, NvidiaSettings, nvidia
 from roles.prometheus import PrometheusSettings, prometheus
+from roles.redeemer import RedeemerSettings, redeemer
 from roles.reward import RewardSettings, reward
 from roles.secrets import SecretSource, SecretsResult, secrets, source_from_data
 from roles.tls import orchestrator_pair
@@ -56,7 +60,10 @@ is_orchestrator = me.in_group(ORCHESTRATORS)
 is_transcoder = me.in_group(TRANSCODERS)
 is_gpu = me.has_gpu
 is_reward = me.in_group(REWARD)
-holds_keystore = is_reward or me.in_group(REDEEMERS)
+is_redeemer = me.in_group(REDEEMERS)
+holds_keystore = is_reward or is_redeemer
+on_chain = on_chain_orchestrator(me)
+redeemers = [spec_of(h) for h in inventory.get_group(REDEEMERS, [])]
 is_monitoring = me.in_group(MONITORING)
 with_grafana = me.runs_grafana
 monitoring_addresses = [spec_of(h).address for h in inventory.get_group(MONITORING, [])]
@@ -66,9 +73,15 @@ common(settings=base)
 
 public_ports = [SERVICE_PORT] if is_orchestrator else []
 reward_settings = RewardSettings.from_data(host.name, me.data) if is_reward else None
+redeemer_settings = RedeemerSettings.from_data(host.name, me.data) if is_redeemer else None
+if redeemer_settings:
+    # Orchestrators anywhere reach it; the token keeps everyone else out.
+    public_ports.append(redeemer_settings.port)
 monitored_ports = [NODE_EXPORTER_PORT] + ([CLI_PORT] if is_orchestrator or is_transcoder else [])
 if reward_settings:
     monitored_ports.append(reward_settings.cli_port)
+if redeemer_settings:
+    monitored_ports.append(redeemer_settings.cli_port)
 if is_monitoring:
     monitored_ports += monitoring_tcp_ports()
 firewall(
@@ -105,6 +118,7 @@ their_tls = orchestrator_pair(orchestrator.name, orchestrator.address, orchestra
 
 secrets_result: SecretsResult | None = None
 if is_orchestrator or is_transcoder or holds_keystore:
+    payments_secrets = on_chain or is_redeemer
     data = me.data
     node_secrets = is_orchestrator or is_transcoder
     # pyinfra types a @deploy's return value as an operation's; these return their own.
@@ -118,14 +132,23 @@ if is_orchestrator or is_transcoder or holds_keystore:
         tls_cert=own_tls.cert if own_tls else None,
         tls_key=SecretSource("TLS key", file=own_tls.key) if own_tls else None,
         orch_cert=their_tls.cert if their_tls else None,
-        eth_url=source_from_data(data, "eth_url", "RPC URL") if holds_keystore and not is_transcoder else None,
+        eth_url=source_from_data(data, "eth_url", "RPC URL")
+        if (holds_keystore and not is_transcoder) or on_chain else None,
+        hot_keystore=SecretSource("hot keystore", file=data["hot_keystore_path"])
+        if on_chain and data.get("hot_keystore_path") else None,
+        hot_keystore_password=source_from_data(data, "hot_keystore_password", "hot keystore password")
+        if on_chain else None,
+        hot_keystore_allowed=on_chain,
+        redeemer_token=source_from_data(data, "redeem_token", "redeemer token")
+        if payments_secrets and (is_redeemer or redeemers) else None,
     ))
 
 nvidia_result = cast(NvidiaResult, nvidia(settings=NvidiaSettings.from_data(host.name, me.data))) \
     if is_gpu else None
 
 # lpnode_python applies to a reward-only host's install too.
-node_settings = NodeSettings.from_data(host.name, me.data) if is_orchestrator or is_transcoder or is_reward else None
+node_settings = NodeSettings.from_data(host.name, me.data) \
+    if is_orchestrator or is_transcoder or is_reward or is_redeemer else None
 # Once per host, whichever lpnode services it runs (node, reward).
 installed = cast(Installed, install_lpnode(python=node_settings.python)) if node_settings else None
 
@@ -142,8 +165,12 @@ if (is_orchestrator or is_transcoder) and node_settings and installed:
         service_user=base.service_user,
         reload=bool(secrets_result and secrets_result.will_change),
         restart=bool(nvidia_result and nvidia_result.restart_node)
-        or bool(secrets_result and secrets_result.tls_changed),
+        or bool(secrets_result and (secrets_result.tls_changed or (on_chain and secrets_result.payments_changed))),
         installed=installed,
+        # The first redeemer, when the fleet has one, gets this orchestrator's winning tickets.
+        redeemer_addr=f"{redeemers[0].address}:{RedeemerSettings.from_data(redeemers[0].name, redeemers[0].data).port}"
+        if on_chain and redeemers else None,
+        hot_password=source_from_data(me.data, "hot_keystore_password", "hot keystore password") is not None,
     )
 
 if reward_settings and installed:
@@ -152,5 +179,14 @@ if reward_settings and installed:
         settings=reward_settings,
         service_user=base.service_user,
         secrets_changed=bool(secrets_result and secrets_result.chain_changed),
+        password=source_from_data(me.data, "keystore_password", "keystore password") is not None,
+    )
+
+if redeemer_settings and installed:
+    redeemer(
+        installed=installed,
+        settings=redeemer_settings,
+        service_user=base.service_user,
+        secrets_changed=bool(secrets_result and secrets_result.payments_changed),
         password=source_from_data(me.data, "keystore_password", "keystore password") is not None,
     )

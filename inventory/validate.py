@@ -60,16 +60,25 @@ def _check_reward(hosts: list[HostSpec]) -> list[Problem]:
                           "`reward` group; several would race to call reward() for the same round")]
 
 
+def on_chain_orchestrator(h: HostSpec) -> bool:
+    return h.in_group(ORCHESTRATORS) and str(h.data.get("lpnode_network", "offchain")) != "offchain"
+
+
 def _check_keystores(hosts: list[HostSpec]) -> list[Problem]:
-    """Chain material (keystore, RPC URL) on exactly the hosts whose role needs it."""
+    """Chain material (keystores, RPC URL) on exactly the hosts whose role needs it."""
     problems = []
     for h in hosts:
         url = secret_source(h.data, "eth_url")
-        if url and (h.in_group(TRANSCODERS) or not (h.in_group(REWARD) or h.in_group(REDEEMERS))):
+        remote_transcoder = h.in_group(TRANSCODERS) and not h.in_group(ORCHESTRATORS)
+        if url and (remote_transcoder or not (h.in_group(REWARD) or h.in_group(REDEEMERS)
+                                              or on_chain_orchestrator(h))):
             problems.append(Problem(h.name, "eth_url_file/eth_url_env is set, but the RPC URL (it often carries "
-                                            "the provider's API key) only goes to the reward and redeemer hosts, "
-                                            "never to a transcoder. Fix: remove it from this host's data (or from "
-                                            "the group data it inherits it from)"))
+                                            "the provider's API key) only goes to the reward and redeemer hosts "
+                                            "and on-chain orchestrators, never to a transcoder. Fix: remove it "
+                                            "from this host's data (or from the group data it inherits it from)"))
+        if h.data.get("hot_keystore_path") and not on_chain_orchestrator(h):
+            problems.append(Problem(h.name, "hot_keystore_path is set, but a hot keystore only goes to an on-chain "
+                                            "orchestrator (lpnode_network other than offchain). Fix: remove it"))
         if not h.data.get("keystore_path"):
             if h.in_group(REWARD) and not h.in_group(TRANSCODERS):
                 problems.append(Problem(h.name, "the reward host has no keystore_path: the reward service signs "
@@ -127,6 +136,28 @@ def _check_secrets(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[Pr
                                      required=h.in_group(REWARD))
         if h.in_group(REWARD) and not h.in_group(TRANSCODERS):
             problems += check_secret(h, "eth_url", "RPC URL (the chain's JSON-RPC endpoint)", environ, required=True)
+        if h.in_group(REDEEMERS):
+            if not h.data.get("keystore_path"):
+                problems.append(Problem(h.name, "a redeemer has no keystore_path: it redeems with its own account, "
+                                                "which pays the gas. Fix: set keystore_path (and its password)"))
+            else:
+                problems += check_secret(h, "keystore_password", "keystore password", environ, required=True)
+            problems += check_secret(h, "eth_url", "RPC URL (the chain's JSON-RPC endpoint)", environ, required=True)
+            problems += check_secret(h, "redeem_token", "redeemer token (shared with the orchestrators)", environ,
+                                     required=True)
+        if on_chain_orchestrator(h):
+            if not h.data.get("hot_keystore_path"):
+                problems.append(Problem(h.name, "an on-chain orchestrator has no hot_keystore_path: its own key "
+                                                "signs ticket redemptions (set lpnode_eth_orch_addr to the registered "
+                                                "address it works for). Fix: set hot_keystore_path"))
+            else:
+                problems += check_secret_file(h.name, str(h.data["hot_keystore_path"]), "hot_keystore_path",
+                                              "hot keystore")
+                problems += check_secret(h, "hot_keystore_password", "hot keystore password", environ, required=True)
+            problems += check_secret(h, "eth_url", "RPC URL (the chain's JSON-RPC endpoint)", environ, required=True)
+            if any(r.in_group(REDEEMERS) for r in hosts):
+                problems += check_secret(h, "redeem_token", "redeemer token (shared with the redeemers)", environ,
+                                         required=True)
     return problems
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from roles.redeemer import CLI_PORT as REDEEMER_PORT
 from roles.reward import CLI_PORT as REWARD_PORT
 
 NODE_EXPORTER_PORT = 9100
@@ -58,5 +59,7 @@ def scrape_hosts(specs: Iterable[Any]) -> list[dict[str, Any]]:
             entry["expected_transcoders"] = int(spec.data["expected_transcoders"])
         if "reward" in spec.groups:
             entry["reward_port"] = int(spec.data.get("reward_cli_port", REWARD_PORT))
+        if "redeemers" in spec.groups:
+            entry["redeemer_port"] = int(spec.data.get("redeemer_cli_port", REDEEMER_PORT))
         hosts.append(entry)
     return hosts

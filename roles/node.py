@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
@@ -17,7 +18,18 @@ from roles import wheelhouse
 from roles._facts import PythonVersion
 from roles._ops import jinja_options, sync_directory, template_path, validated_template
 from roles.common import CommonSettings
-from roles.secrets import ADMIN_TOKEN_PATH, CONFIG_DIR, ORCH_CERT_PATH, ORCH_SECRET_PATH, TLS_CERT_PATH, TLS_KEY_PATH
+from roles.secrets import (
+    ADMIN_TOKEN_PATH,
+    CONFIG_DIR,
+    ETH_URL_PATH,
+    HOT_KEYSTORE_FILE,
+    HOT_KEYSTORE_PASSWORD_PATH,
+    ORCH_CERT_PATH,
+    ORCH_SECRET_PATH,
+    REDEEMER_TOKEN_PATH,
+    TLS_CERT_PATH,
+    TLS_KEY_PATH,
+)
 from roles.settings import RoleSettings, at_least, setting
 
 SERVICE = "lpnode"
@@ -62,6 +74,8 @@ def config_flags(
     host_name: str = "lpnode",
     transcoder_name: str | None = None,
     tls: bool = True,
+    redeemer_addr: str | None = None,
+    hot_password: bool = True,
 ) -> list[tuple[str, str | int | bool]]:
     """The (flag, value) lines of lpnode's config file; ``True`` is a bare boolean flag."""
     s = settings or NodeSettings()
@@ -93,8 +107,11 @@ def config_flags(
         # dashboards and alerts find it whatever the host calls itself.
         if transcoder_name:
             flags.append(("transcoderName", transcoder_name))
+    on_chain = "orchestrator" in role and s.network != "offchain"
+    flags += [("network", s.network if on_chain else "offchain")]
+    if on_chain:
+        flags += _chain_flags(s, redeemer_addr, hot_password)
     flags += [
-        ("network", "offchain"),
         ("orchSecret", ORCH_SECRET_PATH),
         ("maxSessions", s.max_sessions),
         # Reachable from the monitoring hosts only: the firewall admits nobody else on it.
@@ -108,6 +125,25 @@ def config_flags(
     for name, value in s.extra_flags.items():
         flags.append((name.lstrip("-"), value))
     return checked_flags(host_name, flags)
+
+
+def _chain_flags(s: NodeSettings, redeemer_addr: str | None, hot_password: bool) -> list[tuple[str, str | int | bool]]:
+    """An on-chain orchestrator's: its hot key, the RPC URL, ticket settings, the redeemer."""
+    flags: list[tuple[str, str | int | bool]] = []
+    if s.eth_controller:
+        flags.append(("ethController", s.eth_controller))
+    flags += [("ethUrl", ETH_URL_PATH), ("ethKeystorePath", HOT_KEYSTORE_FILE)]
+    if hot_password:
+        flags.append(("ethPassword", HOT_KEYSTORE_PASSWORD_PATH))
+    if s.eth_orch_addr:
+        flags.append(("ethOrchAddr", s.eth_orch_addr))
+    # The reward host calls reward (roles/reward.py); the orchestrator's hot key never does.
+    flags += [("reward", False), ("ticketEV", s.ticket_ev)]
+    if s.max_face_value:
+        flags.append(("maxFaceValue", s.max_face_value))
+    if redeemer_addr:
+        flags += [("redeemerAddr", redeemer_addr), ("redeemerTokenFile", REDEEMER_TOKEN_PATH)]
+    return flags
 
 
 def checked_flags(host_name: str, flags: list[tuple[str, str | int | bool]]) -> list[tuple[str, str | int | bool]]:
@@ -175,6 +211,18 @@ def wheelhouse_install(venv: str, wheelhouse_dir: str, lpnode_wheel: str, build_
     yield StringCommand(f"echo {shlex.quote(build_id)} > {shlex.quote(marker)}")
 
 
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_PRICE = re.compile(r"^\d+(\.\d+)?([A-Za-z][A-Za-z0-9]*)?$")
+
+
+def _address_or_empty(value: Any) -> str | None:
+    return None if value == "" or _ADDRESS.match(str(value)) else "is not an address (0x and 40 hex digits)"
+
+
+def _price(value: Any) -> str | None:
+    return None if _PRICE.match(str(value)) else "is not a price: a number of wei, or a number and a currency (0.5USD)"
+
+
 @dataclass(frozen=True)
 class NodeSettings(RoleSettings):
     """lpnode's settings: inventory data ``lpnode_<field>``."""
@@ -186,8 +234,9 @@ class NodeSettings(RoleSettings):
         10, doc="`-maxSessions`: an orchestrator's sessions at once, a transcoder's capacity; `auto` "
                 "(orchestrator without local transcoding) sums its transcoders' capacities",
         check=lambda v: None if v == "auto" or v >= 1 else "must be 1 or more, or auto")
-    price_per_unit: int = setting(0, doc="`-pricePerUnit`: orchestrator price, wei per "
-                                         "`pixels_per_unit` pixels", check=at_least(0))
+    price_per_unit: int | str = setting(0, doc="`-pricePerUnit`: orchestrator price per `pixels_per_unit` "
+                                               "pixels: wei (`1000`), or on chain `0.5USD`, `0.000001ETH`",
+                                        check=_price)
     pixels_per_unit: int = setting(1, doc="`-pixelsPerUnit`", check=at_least(1))
     service_port: int = setting(SERVICE_PORT, doc="where gateways and transcoders connect "
                                                   "(an orchestrator's `-serviceAddr` port)")
@@ -203,6 +252,16 @@ class NodeSettings(RoleSettings):
     python: str | None = setting(None, doc="the host's python3 `major.minor`, when it cannot be "
                                            "detected")
     restart_sec: int = setting(5, doc="systemd `RestartSec` of the unit", check=at_least(1))
+    network: str = setting("offchain", doc="`-network` of an orchestrator: `offchain`, or on chain "
+                           "`arbitrum-one-mainnet` (or a test chain with `lpnode_eth_controller`), which "
+                           "needs `hot_keystore_path`, its password and `eth_url_file`/`eth_url_env`")
+    eth_controller: str = setting("", doc="`-ethController`: a test chain's Controller; empty for the "
+                                  "network's own", check=_address_or_empty)
+    eth_orch_addr: str = setting("", doc="`-ethOrchAddr`: the registered orchestrator address tickets "
+                                 "pay (the hot key redeems them); empty: the hot key's own address",
+                                 check=_address_or_empty)
+    ticket_ev: int = setting(8_000_000_000, doc="`-ticketEV` in wei", check=at_least(1))
+    max_face_value: int = setting(0, doc="`-maxFaceValue` in wei; 0: no cap", check=at_least(0))
 
 
 @dataclass
@@ -251,6 +310,8 @@ def node(
     restart: bool = False,
     tls: bool = True,
     installed: Installed | None = None,
+    redeemer_addr: str | None = None,
+    hot_password: bool = True,
 ) -> None:
     """Run lpnode under systemd (installing it first unless ``installed`` says it was).
 
@@ -266,6 +327,8 @@ def node(
       orchestrator's /etc/lpnode/orchestrator.crt (-orchCert); the secrets role puts them there
     + installed: install_lpnode's result, when the caller ran it (the host runs other lpnode
       services too)
+    + redeemer_addr: on chain: the separate redeemer's ``host:port`` (the redeemers group)
+    + hot_password: on chain: the hot keystore has a password file
     """
     s = settings or NodeSettings()
     # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
@@ -274,7 +337,8 @@ def node(
         installed = cast(Installed, install_lpnode(python=s.python))
 
     flags = config_flags(role=role, address=address, settings=s, orch_addr=orch_addr, host_name=host.name,
-                         transcoder_name=f"{host.name}:{s.cli_port}", tls=tls)
+                         transcoder_name=f"{host.name}:{s.cli_port}", tls=tls, redeemer_addr=redeemer_addr,
+                         hot_password=hot_password)
     config, unit = service_files(what="lpnode", role=role, config_path=CONFIG_PATH, unit_path=UNIT_PATH,
                                  flags=flags, service_user=service_user, restart_sec=s.restart_sec,
                                  gpu=bool(s.gpus), reloadable=reloadable)

@@ -34,6 +34,13 @@ KEYSTORE_FILE = f"{KEYSTORE_DIR}/keystore.json"
 KEYSTORE_PASSWORD_PATH = f"{KEYSTORE_DIR}/password"
 # The JSON-RPC URL: providers put the API key in it (lpnode -ethUrl reads it from this file).
 ETH_URL_PATH = f"{CONFIG_DIR}/ethUrl"
+# An on-chain orchestrator's own hot key: it signs ticket redemptions (paying their gas) for the
+# orchestrator's address (-ethOrchAddr), whose key stays with the reward host or offline.
+HOT_KEYSTORE_DIR = f"{CONFIG_DIR}/hot-keystore"
+HOT_KEYSTORE_FILE = f"{HOT_KEYSTORE_DIR}/keystore.json"
+HOT_KEYSTORE_PASSWORD_PATH = f"{HOT_KEYSTORE_DIR}/password"
+# Shared by the orchestrators and their separate redeemer (-redeemerTokenFile).
+REDEEMER_TOKEN_PATH = f"{CONFIG_DIR}/redeemerToken"
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,9 @@ class SecretsResult:
     tls_changed: bool = False
     # The keystore, its password or the RPC URL changed: the reward service restarts.
     chain_changed: bool = False
+    # The hot keystore, its password, the RPC URL or the redeemer token changed: the on-chain
+    # orchestrator (or the redeemer) restarts.
+    payments_changed: bool = False
 
 
 @deploy("secrets")
@@ -136,6 +146,10 @@ def secrets(
     tls_key: SecretSource | None = None,
     orch_cert: str | None = None,
     eth_url: SecretSource | None = None,
+    hot_keystore: SecretSource | None = None,
+    hot_keystore_password: SecretSource | None = None,
+    hot_keystore_allowed: bool = False,
+    redeemer_token: SecretSource | None = None,
 ) -> SecretsResult:
     """Put this host's secrets in /etc/lpnode.
 
@@ -149,12 +163,22 @@ def secrets(
       -> /etc/lpnode/tls.crt, /etc/lpnode/tls.key (roles/tls.py says where they come from)
     + orch_cert: transcoder: its orchestrator's certificate (a local path), which it pins
       -> /etc/lpnode/orchestrator.crt
-    + eth_url: the chain's JSON-RPC URL (reward and redeemer hosts) -> /etc/lpnode/ethUrl
+    + eth_url: the chain's JSON-RPC URL (reward, redeemer and on-chain orchestrator hosts)
+      -> /etc/lpnode/ethUrl
+    + hot_keystore, hot_keystore_password: an on-chain orchestrator's own key and its password
+      -> /etc/lpnode/hot-keystore/
+    + hot_keystore_allowed: true only on on-chain orchestrators
+    + redeemer_token: shared by orchestrators and their redeemer -> /etc/lpnode/redeemerToken
     """
-    if (keystore or eth_url) and not keystore_allowed:
+    if keystore and not keystore_allowed:
         raise DeployError(
-            f"{host.name}: a keystore and the RPC URL may only go to the reward or redeemer hosts; "
-            "remove keystore_path and eth_url_file/eth_url_env from this host's data"
+            f"{host.name}: a keystore may only go to the reward or redeemer hosts; "
+            "remove keystore_path from this host's data"
+        )
+    if (hot_keystore or eth_url) and not (keystore_allowed or hot_keystore_allowed):
+        raise DeployError(
+            f"{host.name}: a hot keystore and the RPC URL may only go to on-chain orchestrators, the reward "
+            "host and redeemers; remove hot_keystore_path and eth_url_file/eth_url_env from this host's data"
         )
 
     # Other users cannot even look inside, so no secret file is ever readable by them, not
@@ -202,6 +226,30 @@ def secrets(
                 source=keystore_password, dest=KEYSTORE_PASSWORD_PATH, user=service_user,
                 group=service_user,
             ))
+    payment_ops = []
+    if hot_keystore:
+        files.directory(
+            name=f"{HOT_KEYSTORE_DIR} ({service_user} 0700)",
+            path=HOT_KEYSTORE_DIR,
+            user=service_user,
+            group=service_user,
+            mode="700",
+        )
+        payment_ops.append(secret_file(
+            name=f"hot keystore -> {HOT_KEYSTORE_FILE} (from {hot_keystore.describe()})",
+            source=hot_keystore, dest=HOT_KEYSTORE_FILE, user=service_user, group=service_user, text=False,
+        ))
+        if hot_keystore_password:
+            payment_ops.append(secret_file(
+                name=f"hot keystore password -> {HOT_KEYSTORE_PASSWORD_PATH} (from {hot_keystore_password.describe()})",
+                source=hot_keystore_password, dest=HOT_KEYSTORE_PASSWORD_PATH, user=service_user,
+                group=service_user,
+            ))
+    if redeemer_token:
+        payment_ops.append(secret_file(
+            name=f"redeemer token -> {REDEEMER_TOKEN_PATH} (from {redeemer_token.describe()})",
+            source=redeemer_token, dest=REDEEMER_TOKEN_PATH, user=service_user, group=service_user,
+        ))
     tls_ops = []
     for local, dest in ((tls_cert, TLS_CERT_PATH), (orch_cert, ORCH_CERT_PATH)):
         if local:   # certificates are public: an ordinary upload
@@ -214,4 +262,5 @@ def secrets(
         ))
     return SecretsResult(will_change=any(op.will_change for op in ops),
                          tls_changed=any(op.will_change for op in tls_ops),
-                         chain_changed=any(op.will_change for op in chain_ops))
+                         chain_changed=any(op.will_change for op in chain_ops),
+                         payments_changed=any(op.will_change for op in payment_ops + chain_ops))

@@ -186,9 +186,10 @@ def all_models() -> list[type[RoleSettings]]:
     from roles.node_exporter import NodeExporterSettings
     from roles.nvidia import NvidiaSettings
     from roles.prometheus import PrometheusSettings
+    from roles.redeemer import RedeemerSettings
     from roles.reward import RewardSettings
 
-    return [CommonSettings, NodeSettings, RewardSettings, NvidiaSettings, NodeExporterSettings,
+    return [CommonSettings, NodeSettings, RewardSettings, RedeemerSettings, NvidiaSettings, NodeExporterSettings,
             PrometheusSettings, AlertmanagerSettings, GrafanaSettings]
 
 

@@ -143,7 +143,8 @@ def test_the_rpc_url_never_goes_to_a_transcoder():
                                ("t2", {"ssh_hostname": "10.0.0.22", "orchestrator": "o2"})])
     [msg] = messages(hosts)
     assert msg.startswith("t1: eth_url_file/eth_url_env is set, but the RPC URL (it often carries the provider's "
-                          "API key) only goes to the reward and redeemer hosts, never to a transcoder")
+                          "API key) only goes to the reward and redeemer hosts and on-chain orchestrators, never "
+                          "to a transcoder")
 
 
 def test_reward_settings_are_checked():

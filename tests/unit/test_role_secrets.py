@@ -112,10 +112,17 @@ def test_missing_environment_variable_is_named_not_guessed(monkeypatch):
 def test_keystore_refused_where_it_does_not_belong(tmp_path):
     keystore = tmp_path / "k.json"
     keystore.write_text("{}")
-    with pytest.raises(DeployError, match="a keystore and the RPC URL may only go to the reward or redeemer hosts"):
+    with pytest.raises(DeployError, match="a keystore may only go to the reward or redeemer hosts"):
         run(keystore=SecretSource("keystore", file=str(keystore)))
-    with pytest.raises(DeployError, match="a keystore and the RPC URL may only go to the reward or redeemer hosts"):
+    with pytest.raises(DeployError, match="the RPC URL may only go to on-chain orchestrators, the reward host"):
         run(eth_url=SecretSource("RPC URL", env="LPFLEET_ORCH_SECRET"))
+    with pytest.raises(DeployError, match="a hot keystore and the RPC URL may only go to on-chain orchestrators"):
+        run(hot_keystore=SecretSource("hot keystore", file=str(keystore)))
+    # An on-chain orchestrator's own key, but never the reward host's keystore.
+    ops, _ = run(hot_keystore=SecretSource("hot keystore", file=str(keystore)), hot_keystore_allowed=True)
+    assert ops.named("hot keystore -> /etc/lpnode/hot-keystore/keystore.json").secret() == b"{}"
+    with pytest.raises(DeployError, match="a keystore may only go to the reward or redeemer hosts"):
+        run(keystore=SecretSource("keystore", file=str(keystore)), hot_keystore_allowed=True)
 
 
 def test_keystore_on_the_reward_host_is_kept_byte_for_byte(tmp_path):
