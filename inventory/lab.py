@@ -19,7 +19,10 @@ Lab data on every host:
                         a lab host's root is
 Transcoders also have orchestrator="o1" (the first orchestrator). The reward host (o1) also has
 keystore_path, keystore_password_file and eth_url_file (the lab chain's orchestrator account and
-URL, lab/chain.py) and reward_* settings for the lab chain (its Controller, 1 s polling).
+URL, lab/chain.py) and reward_* settings for the lab chain (its Controller, 1 s polling). o1 is an
+on-chain orchestrator: lpnode_network and lpnode_eth_* for the lab chain, its own hot key
+(hot_keystore_path) redeeming tickets for the registered account, and a price and ticket
+settings under which lab test streams (`lpfleet lab stream`) win tickets.
 
 Monitoring hosts also have (docs/lab.md, docs/monitoring.md):
     grafana                          False: lab hosts reach only the Debian mirror
@@ -99,6 +102,8 @@ def _host_data(h: dict) -> dict:
     }
     if h["group"] == "transcoders" and _first_orch:
         data["orchestrator"] = _first_orch
+    if h["name"] == _first_orch:
+        data.update(_paid_orchestrator_data())
     if h["group"] == "monitoring":
         data.update(_monitoring_data())
     return data
@@ -136,12 +141,37 @@ def _group(name: str) -> list[tuple[str, dict]]:
 orchestrators = _group("orchestrators")
 transcoders = _group("transcoders")
 monitoring = _group("monitoring")
-def _reward_data(h: dict) -> dict:
-    # The lab chain (lab/chain.py) and the orchestrator's keystore on it: the keystore, its
-    # password and the RPC URL must land here and on no other host.
+def _chain() -> dict:
     chain = _state.get("chain") or {}
     if not chain:
         _fail("the lab state has no chain: run lpfleet lab up (it starts the lab chain)")
+    return chain
+
+
+def _paid_orchestrator_data() -> dict:
+    # o1 on the lab chain: its own hot key redeems the tickets gateways pay the registered
+    # (cold) account with; the reward host calls reward for that account.
+    chain = _chain()
+    return {
+        "lpnode_network": chain["network"],
+        "lpnode_eth_controller": chain["controller"],
+        "lpnode_eth_orch_addr": chain["orchestrator"],
+        "hot_keystore_path": chain["hot_keystore_path"],
+        "hot_keystore_password_file": chain["keystore_password_file"],
+        "eth_url_file": chain["eth_url_file"],
+        # A 2 s segment of the lab stream's three renditions is about 22 million pixels: at this
+        # price about one ticket's EV, and a third of the tickets win (face value 3 x the EV).
+        "lpnode_price_per_unit": 45_000_000,
+        "lpnode_ticket_ev": 10**15,
+        "lpnode_max_face_value": 3 * 10**15,
+        "lpnode_extra_flags": {"blockPollingInterval": 1},
+    }
+
+
+def _reward_data(h: dict) -> dict:
+    # The lab chain (lab/chain.py) and the orchestrator's keystore on it: the keystore, its
+    # password and the RPC URL must land here and on no other host.
+    chain = _chain()
     return {
         **_host_data(h),
         "keystore_path": chain["keystore_path"],

@@ -7,6 +7,12 @@ test account ORCHESTRATOR_ACCOUNT (encrypted with the lab's keystore password), 
 written as a secret file like a provider's keyed URL would be, and the account is registered as
 a transcoder (bonded, service URI o1's 8935) unless the chain already has it. The deploy then
 puts the keystore, its password and the URL on the reward host only (inventory/lab.py).
+
+Payments: o1's orchestrator gets its own hot key (HOT_ACCOUNT), which redeems tickets paying the
+registered account; the lab's gateway (GATEWAY_ACCOUNT, its keystore kept on this machine) has
+its TicketBroker deposit and reserve funded, and `stream_flags` are what a lab test stream pays
+with. Rounds here are 20 s, so tickets stay valid for TICKET_VALIDITY_ROUNDS rounds (Arbitrum
+One's 2 rounds are two days).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from . import config
 from .config import LabError
-from .secrets import eth_url_path, keystore_password_path, keystore_path
+from .secrets import eth_url_path, gateway_keystore_path, hot_keystore_path, keystore_password_path, keystore_path
 from .util import Log, quiet_log, write_secret
 
 PORT = 8545
@@ -28,6 +34,10 @@ ROUND_LENGTH = 20  # blocks: a 20 s round, so the lab's tests and demo see round
 NETWORK = "lab"  # -network for a chain that is not a known one (with -ethController)
 # anvil's test account 0 deployed the contracts; 1 is the lab orchestrator's (its cold key).
 ORCHESTRATOR_ACCOUNT = 1
+GATEWAY_ACCOUNT = 2
+HOT_ACCOUNT = 4
+GATEWAY_FUNDS_WEI = 10 * 10**18  # deposit and reserve each, topped up when the deposit falls below half
+TICKET_VALIDITY_ROUNDS = 20
 STAKE_LPT = "1000"
 # scrypt's cost: geth's own "light" setting, so the reward service unlocks it in well under a
 # second on a lab host (the throwaway key guards nothing).
@@ -45,21 +55,36 @@ def ensure(service_uri: str, log: Log = quiet_log) -> dict[str, Any]:
 
     try:
         desc = chain.up(host=config.GATEWAY, port=PORT, block_time=BLOCK_TIME, round_length=ROUND_LENGTH,
-                        base=chain_dir())
+                        base=chain_dir(), ticket_validity_period=TICKET_VALIDITY_ROUNDS)
     except chain.ChainError as exc:
         raise LabError(f"the lab chain: {exc}") from None
     account = desc["accounts"][ORCHESTRATOR_ACCOUNT]
-    _ensure_keystore(account)
+    _ensure_keystore(account, keystore_path())
+    _ensure_keystore(desc["accounts"][HOT_ACCOUNT], hot_keystore_path())
+    _ensure_keystore(desc["accounts"][GATEWAY_ACCOUNT], gateway_keystore_path())
     if not eth_url_path().exists() or eth_url_path().read_text() != desc["rpc_url"] + "\n":
         write_secret(eth_url_path(), desc["rpc_url"] + "\n")
     info = {"rpc_url": desc["rpc_url"], "chain_id": desc["chain_id"], "controller": desc["controller"],
             "round_length": desc["round_length"], "block_time": desc["block_time"], "network": NETWORK,
             "orchestrator": account["address"], "eth_url_file": str(eth_url_path()),
-            "keystore_path": str(keystore_path()), "keystore_password_file": str(keystore_password_path())}
-    if not Reader(info).registered():
+            "keystore_path": str(keystore_path()), "keystore_password_file": str(keystore_password_path()),
+            "hot_keystore_path": str(hot_keystore_path()), "hot_account": desc["accounts"][HOT_ACCOUNT]["address"],
+            "gateway": desc["accounts"][GATEWAY_ACCOUNT]["address"],
+            "gateway_keystore_path": str(gateway_keystore_path()),
+            "ticket_broker": desc["contracts"]["TicketBroker"]}
+    reader = Reader(info)
+    if not reader.registered():
         log(f"chain: registering the lab orchestrator {account['address']} ({service_uri})")
         _register(desc, service_uri)
+    if reader.deposit(info["gateway"]) < GATEWAY_FUNDS_WEI // 2:
+        log(f"chain: funding the lab gateway {info['gateway']} (deposit and reserve)")
+        reader.fund(info["gateway"], GATEWAY_FUNDS_WEI, GATEWAY_FUNDS_WEI)
     return info
+
+
+def stream_flags(info: dict[str, Any]) -> list[str]:
+    """`lpnode test-stream` flags that pay o1 as the lab's gateway."""
+    return ["-ethKeystorePath", info["gateway_keystore_path"], "-ethPassword", info["keystore_password_file"]]
 
 
 def down() -> None:
@@ -68,20 +93,20 @@ def down() -> None:
     chain.down(PORT, base=chain_dir())
 
 
-def _ensure_keystore(account: dict[str, str]) -> None:
-    """A geth v3 keystore of ``account`` under the lab's password, unless one is there."""
+def _ensure_keystore(account: dict[str, str], path: Path) -> None:
+    """A geth v3 keystore of ``account`` at ``path`` under the lab's password, unless one is there."""
     from eth_account import Account
     from eth_typing import HexStr
 
     try:
-        have = json.loads(keystore_path().read_text()).get("address", "")
+        have = json.loads(path.read_text()).get("address", "")
     except (OSError, ValueError):
         have = ""
     if have.lower().removeprefix("0x") == account["address"].lower().removeprefix("0x"):
         return
     password = keystore_password_path().read_text().strip()
     keystore = Account.encrypt(HexStr(account["private_key"]), password, kdf="scrypt", iterations=SCRYPT_N)
-    write_secret(keystore_path(), json.dumps(keystore) + "\n")
+    write_secret(path, json.dumps(keystore) + "\n")
 
 
 def _register(desc: dict[str, Any], service_uri: str) -> None:
@@ -115,6 +140,22 @@ class Reader:
 
         self.bonding = contract("BondingManager", abi.BONDING_MANAGER)
         self.rounds = contract("RoundsManager", abi.ROUNDS_MANAGER)
+        self.broker = contract("TicketBroker", abi.TICKET_BROKER)
+
+    def deposit(self, sender: str) -> int:
+        return int(self.broker.functions.getSenderInfo(sender).call()[0][0])
+
+    def fund(self, sender: str, deposit: int, reserve: int) -> None:
+        """Fund ``sender``'s deposit and reserve (anvil signs for its test accounts)."""
+        tx = self.broker.functions.fundDepositAndReserve(deposit, reserve).transact(
+            {"from": sender, "value": deposit + reserve})
+        if self.w3.eth.wait_for_transaction_receipt(tx, timeout=60)["status"] != 1:
+            raise LabError(f"funding the lab gateway {sender} failed")
+
+    def redemptions(self, from_block: int) -> list[Any]:
+        """WinningTicketRedeemed events paying the lab orchestrator since ``from_block``."""
+        return list(self.broker.events.WinningTicketRedeemed().get_logs(
+            from_block=from_block, argument_filters={"recipient": self.orchestrator}))
 
     def block(self) -> int:
         return int(self.w3.eth.block_number)
@@ -163,3 +204,45 @@ def watch_rewards(rounds: int, chain_info: dict[str, Any], log: Log, timeout_per
         ok = ok and len(events) == 1
         watched += 1
     return ok
+
+
+def paid_stream(state: Any, args: list[str], log: Log, orchestrator: str = "o1", monitor: str = "mon1",
+                timeout: float = 180) -> int:
+    """`lpnode test-stream` through ``orchestrator`` paying as the lab's gateway, then wait until
+    every winning ticket it took is redeemed and report them. 0 when the stream succeeded and
+    each new winning ticket was redeemed on chain exactly once."""
+    import time
+
+    from .ssh import ssh_run
+
+    info = state.chain
+    address = state.host(orchestrator).address
+
+    def tickets() -> dict[str, int]:
+        # o1's admin port answers the monitoring hosts only (the firewall), so ask from there.
+        p = ssh_run(monitor, f"curl -sf -m 5 http://{address}:7935/status", state=state)
+        if p.returncode != 0:
+            raise LabError(f"{orchestrator}'s /status (from {monitor}): {p.stderr.strip() or p.returncode}")
+        return dict(json.loads(p.stdout)["chain"]["payments"]["tickets"])
+
+    chain = Reader(info)
+    from_block, before = chain.block(), tickets()
+    stream = subprocess.run([sys.executable, "-m", "lpnode.cli", "test-stream", "-orchAddr", f"{address}:8935",
+                             *stream_flags(info), *args], timeout=900)
+    if stream.returncode != 0:
+        return stream.returncode
+    deadline = time.monotonic() + timeout
+    counts = tickets()
+    log(f"tickets: o1 took {counts.get('pending', 0)} winning tickets; waiting for their params to expire "
+        f"(40 blocks) and their redemption...")
+    while counts.get("pending", 0) and time.monotonic() < deadline:
+        time.sleep(2)
+        counts = tickets()
+    events = chain.redemptions(from_block)
+    paid = sum(int(e["args"]["faceValue"]) for e in events)
+    unique = {(e["args"]["sender"], e["args"]["senderNonce"], e["args"]["recipientRand"]) for e in events}
+    redeemed = counts.get("redeemed", 0) - before.get("redeemed", 0)
+    log(f"tickets: {redeemed} redeemed by o1, {len(events)} WinningTicketRedeemed on chain, "
+        f"{paid / 1e18:.4f} ETH of face value to {chain.orchestrator}; o1 now holds {counts}")
+    ok = not counts.get("pending", 0) and redeemed == len(events) == len(unique)
+    return 0 if ok else 1

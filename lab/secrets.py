@@ -33,6 +33,16 @@ def keystore_path() -> Path:
     return secrets_dir() / "keystore.json"
 
 
+def hot_keystore_path() -> Path:
+    """The lab orchestrator's own hot key: it redeems tickets for the registered (cold) account."""
+    return secrets_dir() / "hot-keystore.json"
+
+
+def gateway_keystore_path() -> Path:
+    """The lab gateway's key (stays on this machine): lab test streams pay with it."""
+    return secrets_dir() / "gateway-keystore.json"
+
+
 def keystore_password_path() -> Path:
     return secrets_dir() / "keystore_password"
 

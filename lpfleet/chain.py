@@ -148,7 +148,8 @@ def _wait_rpc(rpc_url: str, pid: int, log: Path, timeout: float = 30) -> Any:
 
 
 def up(host: str = "127.0.0.1", port: int = DEFAULT_PORT, block_time: float | None = None,
-       round_length: int = DEFAULT_ROUND_LENGTH, base: Path | None = None) -> dict[str, Any]:
+       round_length: int = DEFAULT_ROUND_LENGTH, base: Path | None = None,
+       ticket_validity_period: int = TICKET_VALIDITY_PERIOD) -> dict[str, Any]:
     """Start (or find) the chain on ``port`` and return its description."""
     d = state_dir(port, base)
     described = d / "chain.json"
@@ -169,7 +170,8 @@ def up(host: str = "127.0.0.1", port: int = DEFAULT_PORT, block_time: float | No
     try:
         w3 = _wait_rpc(rpc_url, proc.pid, log)
         accounts = _test_accounts(keys)
-        addresses = _deploy(w3, artifacts, accounts[0]["address"], [a["address"] for a in accounts], round_length)
+        addresses = _deploy(w3, artifacts, accounts[0]["address"], [a["address"] for a in accounts], round_length,
+                            ticket_validity_period)
         if block_time:
             # Deployed with a block per transaction; from now on blocks come on the clock.
             w3.provider.make_request("evm_setIntervalMining", [block_time])
@@ -204,7 +206,7 @@ def _test_accounts(config_out: Path) -> list[dict[str, str]]:
 
 
 def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[str],
-            round_length: int) -> dict[str, str]:
+            round_length: int, ticket_validity_period: int = TICKET_VALIDITY_PERIOD) -> dict[str, str]:
     def send(call: Any) -> Any:
         receipt = w3.eth.wait_for_transaction_receipt(call.transact({"from": owner}), timeout=60)
         if receipt["status"] != 1:
@@ -240,7 +242,7 @@ def _deploy(w3: Any, artifacts: dict[str, Artifact], owner: str, holders: list[s
     send(rounds.functions.setRoundLength(round_length))
     send(rounds.functions.setRoundLockAmount(ROUND_LOCK_AMOUNT))
     broker = contracts["TicketBroker"]
-    send(broker.functions.setTicketValidityPeriod(TICKET_VALIDITY_PERIOD))
+    send(broker.functions.setTicketValidityPeriod(ticket_validity_period))
     send(broker.functions.setUnlockPeriod(UNLOCK_PERIOD))
     # ETH/USD as Chainlink's feed on Arbitrum One answers it (8 decimals), for currency prices.
     contracts["PriceFeed"] = deploy("PriceFeed", PRICE_FEED_DECIMALS, "ETH / USD", PRICE_FEED_ANSWER)

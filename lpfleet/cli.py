@@ -5,6 +5,7 @@
     lpfleet lab status [--json]
     lpfleet lab ssh HOST [COMMAND...]
     lpfleet lab rewards [--rounds N]
+    lpfleet lab stream [TEST-STREAM FLAGS...]
     lpfleet lab stop HOST [--hard] | start HOST | cut HOST | restore HOST
 
 Each top-level command group registers itself in COMMANDS; more groups (deploy, runbook, ...)
@@ -112,6 +113,18 @@ def _cmd_lab_rewards(args: argparse.Namespace) -> int:
     return 0 if lab_chain.watch_rewards(args.rounds, info, print if not args.quiet else stderr_log) else 1
 
 
+def _cmd_lab_stream(args: argparse.Namespace) -> int:
+    import lab
+    from lab import chain as lab_chain
+    from lab.util import stderr_log
+
+    state = lab.load()
+    if not state.chain:
+        print("lpfleet lab stream: the lab has no chain: run lpfleet lab up", file=sys.stderr)
+        return 1
+    return lab_chain.paid_stream(state, args.flags, print if not args.quiet else stderr_log)
+
+
 def _cmd_lab_stop(args: argparse.Namespace) -> int:
     import lab
 
@@ -173,6 +186,9 @@ def _add_lab(sub: argparse._SubParsersAction) -> None:
     c = cmd("rewards", _cmd_lab_rewards, "watch rounds pass on the lab chain and the reward calls "
             "in each; exit 1 unless each round was rewarded exactly once")
     c.add_argument("--rounds", type=int, default=3, help="how many rounds (3)")
+    c = cmd("stream", _cmd_lab_stream, "a test stream through o1 that pays with tickets as the lab's gateway, "
+            "then every winning ticket seen redeemed on the lab chain; exit 1 unless all were, once each")
+    c.add_argument("flags", nargs=argparse.REMAINDER, help="lpnode test-stream flags (-segments 10 ...)")
     c = cmd("stop", _cmd_lab_stop, "power a host off (disk kept)", host=True)
     c.add_argument("--hard", action="store_true", help="a power cut instead of a clean shutdown")
     c = cmd("start", _cmd_lab_start, "boot a powered-off host and wait for sshd", host=True)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import chain as lab_chain
+
 from .monitoring_api import Prometheus, wait_until
 
 pytestmark = pytest.mark.lab
@@ -81,7 +83,7 @@ def streamed(prometheus, lab) -> None:
     orch_address = lab.host(ORCH).address
     p = subprocess.run(
         [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{orch_address}:8935",
-         "-streams", "2", "-segments", "8", "-resolution", "640x360", "-quiet"],
+         "-streams", "2", "-segments", "8", "-resolution", "640x360", "-quiet", *lab_chain.stream_flags(lab.chain)],
         capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     wait_until(lambda: (prometheus.value(segments) or 0) >= before + 16, 90,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import chain as lab_chain
+
 from .conftest import PYINFRA, REPO, can_connect, can_connect_from_here, deploy
 
 pytestmark = pytest.mark.lab
@@ -236,15 +238,28 @@ def test_metrics_scrapeable_from_monitoring(hosts, addresses):
     assert "livepeer_transcoders_number" in metrics
 
 
-def test_stream_through_the_fleet(addresses):
+def test_stream_through_the_fleet(lab, addresses):
+    # o1 is on the lab chain: the stream pays with tickets, as the lab's gateway.
     p = subprocess.run(
         [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{addresses[ORCH]}:8935",
-         "-segments", "5", "-resolution", "640x360", "-quiet"],
+         "-segments", "5", "-resolution", "640x360", "-quiet", *lab_chain.stream_flags(lab.chain)],
         capture_output=True, text=True, timeout=300,
     )
     assert p.returncode == 0, p.stdout + p.stderr
     summary = json.loads(p.stdout.strip().splitlines()[-1])
     assert summary["succeeded"] == 5 and summary["failed"] == 0
+    assert summary["payments"]["tickets"] >= 5
+
+
+def test_an_unpaid_stream_is_refused_by_the_on_chain_orchestrator(addresses):
+    p = subprocess.run(
+        [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{addresses[ORCH]}:8935",
+         "-segments", "1", "-resolution", "640x360", "-quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 1
+    errors = json.loads(p.stdout.strip().splitlines()[-1])["errors"]
+    assert any("segment sig check failed" in reason for reason in errors), errors
 
 
 # --------------------------------------------------------------------------- later runs
