@@ -60,9 +60,12 @@ from lpnode.net import lp_rpc_pb2 as pb  # noqa: E402
 from lpnode.transcode.engine import output_size  # noqa: E402
 from lpnode.transcode.profiles import VideoProfile, parse_profiles  # noqa: E402
 from lpnode.transcode.testsrc import cut_segments, make_source  # noqa: E402
+from lpnode.pm.sender import PaymentSender  # noqa: E402
 from tests.support.fleet import Fleet, Proc, child_setup  # noqa: E402
+from tests.support.localchain import LocalChain  # noqa: E402
 
 SECTION = "## Orchestrator added latency"
+SECTION_PAID = "## Orchestrator added latency with payments"
 ANALYSIS = "## Orchestrator added latency: where the time goes"
 DOC = ROOT / "docs" / "benchmarks.md"
 TARGET_MS = 10.0           # target: median added latency under this, at every level
@@ -120,6 +123,7 @@ class Workload:
     segments: list[bytes]
     profiles: list[VideoProfile]
     source_size: tuple[int, int]
+    payer: PaymentSender | None = None  # --payments: the gateways pay with tickets
 
 
 @dataclass
@@ -211,10 +215,13 @@ class CurlPoster:
     async def submit_timed(self, info: pb.OrchestratorInfo, manifest: str, seq: int, data: bytes,
                            work: Workload) -> tuple[pb.TranscodeResult, float | None, float]:
         url, request_headers = segment_request(info, manifest, seq, data, work.profiles,
-                                               round(SEGMENT_S * 1000))
+                                               round(SEGMENT_S * 1000), work.payer)
         status, body, transcoder_time, total = await asyncio.get_running_loop().run_in_executor(
             self._executor, self.post, url, request_headers, data)
-        return (*segment_result(status, body, transcoder_time), total)
+        result, transcoder_s = segment_result(status, body, transcoder_time)
+        if work.payer is not None:
+            work.payer.charged(info, manifest.encode(), sum(s.pixels for s in result.data.segments))
+        return result, transcoder_s, total
 
     def get(self, url: str) -> tuple[int, bytes, float]:
         """Blocking GET: status, body, libcurl's round trip (s)."""
@@ -286,7 +293,7 @@ async def run_stream(addr: str, index: int, start: float, count: int, work: Work
     sent = 0
     poster = CurlPoster(executor) if executor is not None else None
     try:
-        async with GatewayClient(addr) as client:
+        async with GatewayClient(addr, payer=work.payer) as client:
             info = await client.get_orchestrator()
             for seq in range(count):
                 due = start + seq * SEGMENT_S
@@ -511,7 +518,7 @@ def cpu_model() -> str:
 
 
 def write_section(text: str) -> None:
-    benchdoc.write_section(SECTION, text, DOC)
+    benchdoc.write_section(text.splitlines()[0], text, DOC)
 
 
 def method_text(args: argparse.Namespace, work: Workload) -> str:
@@ -554,6 +561,16 @@ def method_text(args: argparse.Namespace, work: Workload) -> str:
         f"an upper bound on what the orchestrator adds on a machine of its own.")
 
 
+PAID_METHOD = (
+    "**Payments on** (`--payments`): the orchestrator runs on a local chain (anvil and the project's "
+    "contracts), registered and active, with `-pricePerUnit 1` and go-livepeer's default `-ticketEV`; each "
+    "stream's gateway verifies nothing itself but signs its GetOrchestrator request and every segment, "
+    "and pays each segment with as many tickets as its fee needs (a funded TicketBroker deposit and "
+    "reserve), so the orchestrator checks two signatures and the tickets, credits and debits the stream's "
+    "balance on every segment. Winning tickets are as rare as on the real network (the EV a small fraction "
+    "of the face value).")
+
+
 def section_text(args: argparse.Namespace, levels: list[LevelResult], floors: list[Floor],
                  work: Workload) -> str:
     failures = sum(lv.failures for lv in levels)
@@ -570,13 +587,14 @@ def section_text(args: argparse.Namespace, levels: list[LevelResult], floors: li
               for lv in levels for reason, n in lv.errors.most_common()]
     command = " ".join(["bench/bench_latency.py", *sys.argv[1:]])
     return "\n".join([
-        SECTION, "",
+        SECTION_PAID if args.payments else SECTION, "",
         "Written by `bench/bench_latency.py`; rerun it to refresh this section.", "",
         f"- Machine: {cpu_model()}, {os.cpu_count()} logical cores, no GPU; "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- Date: {datetime.date.today().isoformat()}",
         f"- Command: `.venv/bin/python {command}`",
         "", method_text(args, work), "",
+        *([PAID_METHOD, ""] if args.payments else []),
         *markdown_table(TABLE_HEAD, table_rows(levels)), "",
         summary, "",
         *(["Failures:", "", *errors, ""] if errors else []),
@@ -627,6 +645,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=2,
                         help="times to measure a level again when other jobs disturbed it")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--payments", action="store_true",
+                        help="the orchestrator on a local chain, every segment paid with tickets")
     args = parser.parse_args()
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = sorted(set(args.clients) - set(CLIENTS))
@@ -681,8 +701,12 @@ def run_levels(args: argparse.Namespace,
     results: list[LevelResult] = []
     with tempfile.TemporaryDirectory(prefix="lpnode-bench-latency-") as tmp:
         fleet = Fleet(Path(tmp))
+        chain = LocalChain(Path(tmp) / "chain", round_length=10_000) if args.payments else None
         try:
-            orch = fleet.orchestrator("-maxSessions", str(args.orch_sessions))
+            paid: list[str] = []
+            if chain is not None:
+                paid = paid_orchestrator_flags(chain, work)
+            orch = fleet.orchestrator("-maxSessions", str(args.orch_sessions), *paid)
             for i in range(args.transcoders):
                 fleet.transcoder(f"transcoder{i + 1}", args.transcoder_sessions,
                                  niceness=args.nice_transcoders)
@@ -700,7 +724,26 @@ def run_levels(args: argparse.Namespace,
                     results.append(measure_undisturbed(fleet, orch, streams, client, work, args))
         finally:
             fleet.stop()
+            if chain is not None:
+                chain.close()
     return floors, results
+
+
+def paid_orchestrator_flags(chain: LocalChain, work: Workload) -> list[str]:
+    """Test account 1 registered and active as the orchestrator; account 2 the gateway, funded."""
+    from lpnode.eth import abi
+
+    chain.tmp.mkdir(parents=True, exist_ok=True)
+    chain.register(1)
+    chain.next_round()
+    chain.initialize_round()
+    gateway = chain.account(2)
+    broker = chain.w3.eth.contract(address=chain.info["contracts"]["TicketBroker"], abi=abi.TICKET_BROKER)
+    tx = broker.functions.fundDepositAndReserve(10**20, 10**20).transact(
+        {"from": gateway["address"], "value": 2 * 10**20})
+    chain.w3.eth.wait_for_transaction_receipt(tx)
+    work.payer = PaymentSender(bytes.fromhex(gateway["private_key"][2:]))
+    return [*chain.flags(1), "-reward=false", "-pricePerUnit", "1", "-blockPollingInterval", "1"]
 
 
 def judged(args: argparse.Namespace, levels: list[LevelResult]) -> list[LevelResult]:

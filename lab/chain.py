@@ -109,7 +109,20 @@ def _ensure_keystore(account: dict[str, str], path: Path) -> None:
     write_secret(path, json.dumps(keystore) + "\n")
 
 
-def _register(desc: dict[str, Any], service_uri: str) -> None:
+def _register(desc: dict[str, Any], service_uri: str, attempts: int = 3) -> None:
+    """`lpnode chain register`, run again when it fails: with 20-block rounds of 1 s blocks a
+    step can be mined just after a round ends (the new round not yet initialized) or in its
+    lock, and a re-run repeats none of the steps already on chain."""
+    for attempt in range(attempts):
+        try:
+            _register_once(desc, service_uri)
+            return
+        except LabError:
+            if attempt == attempts - 1:
+                raise
+
+
+def _register_once(desc: dict[str, Any], service_uri: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lpnode.cli", "chain", "register", "--stake", STAKE_LPT, "--rewardCut", "10",
          "--feeShare", "50", "--serviceURI", service_uri, "-network", NETWORK,
