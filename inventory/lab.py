@@ -78,6 +78,33 @@ _orchestrators = [h for h in _hosts if h["group"] == "orchestrators"]
 _first_orch = _orchestrators[0]["name"] if _orchestrators else None
 
 
+def _chain() -> dict:
+    chain = _state.get("chain") or {}
+    if not chain:
+        _fail("the lab state has no chain: run lpfleet lab up (it starts the lab chain)")
+    return chain
+
+
+def _paid_orchestrator_data() -> dict:
+    # o1 on the lab chain: its own hot key redeems the tickets gateways pay the registered
+    # (cold) account with; the reward host calls reward for that account.
+    chain = _chain()
+    return {
+        "lpnode_network": chain["network"],
+        "lpnode_eth_controller": chain["controller"],
+        "lpnode_eth_orch_addr": chain["orchestrator"],
+        "hot_keystore_path": chain["hot_keystore_path"],
+        "hot_keystore_password_file": chain["keystore_password_file"],
+        "eth_url_file": chain["eth_url_file"],
+        # A 2 s segment of the lab stream's three renditions is about 22 million pixels: at this
+        # price about one ticket's EV, and a third of the tickets win (face value 3 x the EV).
+        "lpnode_price_per_unit": 45_000_000,
+        "lpnode_ticket_ev": 10**15,
+        "lpnode_max_face_value": 3 * 10**15,
+        "lpnode_extra_flags": {"blockPollingInterval": 1},
+    }
+
+
 def _host_data(h: dict) -> dict:
     data = {
         # pyinfra's @ssh connector
@@ -141,33 +168,6 @@ def _group(name: str) -> list[tuple[str, dict]]:
 orchestrators = _group("orchestrators")
 transcoders = _group("transcoders")
 monitoring = _group("monitoring")
-def _chain() -> dict:
-    chain = _state.get("chain") or {}
-    if not chain:
-        _fail("the lab state has no chain: run lpfleet lab up (it starts the lab chain)")
-    return chain
-
-
-def _paid_orchestrator_data() -> dict:
-    # o1 on the lab chain: its own hot key redeems the tickets gateways pay the registered
-    # (cold) account with; the reward host calls reward for that account.
-    chain = _chain()
-    return {
-        "lpnode_network": chain["network"],
-        "lpnode_eth_controller": chain["controller"],
-        "lpnode_eth_orch_addr": chain["orchestrator"],
-        "hot_keystore_path": chain["hot_keystore_path"],
-        "hot_keystore_password_file": chain["keystore_password_file"],
-        "eth_url_file": chain["eth_url_file"],
-        # A 2 s segment of the lab stream's three renditions is about 22 million pixels: at this
-        # price about one ticket's EV, and a third of the tickets win (face value 3 x the EV).
-        "lpnode_price_per_unit": 45_000_000,
-        "lpnode_ticket_ev": 10**15,
-        "lpnode_max_face_value": 3 * 10**15,
-        "lpnode_extra_flags": {"blockPollingInterval": 1},
-    }
-
-
 def _reward_data(h: dict) -> dict:
     # The lab chain (lab/chain.py) and the orchestrator's keystore on it: the keystore, its
     # password and the RPC URL must land here and on no other host.

@@ -198,6 +198,15 @@ def lpnode_metric_names() -> set[str]:
     # Two GPUs, one with a failing reading, so the error counter is there too.
     trcr.watch_gpus([gpu(), gpu(1, "GPU-bbbb")],
                     nvml=FakeNvml({"GPU-aaaa": board(), "GPU-bbbb": board(temp=FakeNvml.fail(9))}))
+    from lpnode.eth.metrics import ChainMetrics
+    from lpnode.pm.payments import PaymentMetrics
+    from lpnode.pm.queue import TicketQueue
+    with tempfile.TemporaryDirectory() as d:
+        ChainMetrics(orch.registry, "orch")
+        payments = PaymentMetrics(orch.registry, "orch", TicketQueue(Path(d) / "tickets.sqlite3"))
+        # Labelled by reason: a series only once something was refused or failed.
+        payments.error("insufficient_balance")
+        payments.redeem_error("gas")
     names = set()
     for metrics in (orch, trcr):
         for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
