@@ -183,7 +183,11 @@ class Reader:
         return int(self.rounds.functions.roundLength().call())
 
     def registered(self) -> bool:
-        return int(self.bonding.functions.transcoderStatus(self.orchestrator).call()) == 1
+        """Bonded to itself and in the transcoder pool (`transcoder()` done: its deactivation
+        round is the protocol's "never"); a half-done registration is not."""
+        if int(self.bonding.functions.transcoderStatus(self.orchestrator).call()) != 1:
+            return False
+        return int(self.bonding.functions.getTranscoder(self.orchestrator).call()[5]) == 2**256 - 1
 
     def last_reward_round(self) -> int:
         return int(self.bonding.functions.getTranscoder(self.orchestrator).call()[0])

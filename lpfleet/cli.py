@@ -5,7 +5,7 @@
     lpfleet lab status [--json]
     lpfleet lab ssh HOST [COMMAND...]
     lpfleet lab rewards [--rounds N]
-    lpfleet lab stream [TEST-STREAM FLAGS...]
+    lpfleet lab stream [-- TEST-STREAM FLAGS...]
     lpfleet lab stop HOST [--hard] | start HOST | cut HOST | restore HOST
 
 Each top-level command group registers itself in COMMANDS; more groups (deploy, runbook, ...)
@@ -122,7 +122,8 @@ def _cmd_lab_stream(args: argparse.Namespace) -> int:
     if not state.chain:
         print("lpfleet lab stream: the lab has no chain: run lpfleet lab up", file=sys.stderr)
         return 1
-    return lab_chain.paid_stream(state, args.flags, print if not args.quiet else stderr_log)
+    flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
+    return lab_chain.paid_stream(state, flags, print if not args.quiet else stderr_log)
 
 
 def _cmd_lab_stop(args: argparse.Namespace) -> int:
@@ -188,7 +189,8 @@ def _add_lab(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--rounds", type=int, default=3, help="how many rounds (3)")
     c = cmd("stream", _cmd_lab_stream, "a test stream through o1 that pays with tickets as the lab's gateway, "
             "then every winning ticket seen redeemed on the lab chain; exit 1 unless all were, once each")
-    c.add_argument("flags", nargs=argparse.REMAINDER, help="lpnode test-stream flags (-segments 10 ...)")
+    c.add_argument("flags", nargs=argparse.REMAINDER,
+                   help="lpnode test-stream flags after --: lpfleet lab stream -- -segments 10")
     c = cmd("stop", _cmd_lab_stop, "power a host off (disk kept)", host=True)
     c.add_argument("--hard", action="store_true", help="a power cut instead of a clean shutdown")
     c = cmd("start", _cmd_lab_start, "boot a powered-off host and wait for sshd", host=True)
