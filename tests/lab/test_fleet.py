@@ -258,8 +258,9 @@ def test_an_unpaid_stream_is_refused_by_the_on_chain_orchestrator(addresses):
         capture_output=True, text=True, timeout=300,
     )
     assert p.returncode == 1
+    # Refused before any segment: a gateway must sign its GetOrchestrator request on chain.
     errors = json.loads(p.stdout.strip().splitlines()[-1])["errors"]
-    assert any("segment sig check failed" in reason for reason in errors), errors
+    assert any("orchestrator req sig check failed" in reason for reason in errors), errors
 
 
 # --------------------------------------------------------------------------- later runs
