@@ -196,3 +196,47 @@ def test_a_question_with_its_own_login_is_batched_with_that_login(tmp_path, monk
     batches = [login for login in again.logins if login.get("print_input") is False]
     assert sorted(login.get("_sudo", False) for login in batches) == [False, True]
     save()
+
+
+def test_systemd_questions_are_answered_by_one_systemctl_per_fact(tmp_path, monkeypatch):
+    from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+    # A systemctl that answers `show` as systemd does (one block per unit) and counts its calls.
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!/bin/sh
+echo call >> {tmp_path}/calls
+skip=0
+for a in "$@"; do
+  if [ $skip = 1 ]; then skip=0; continue; fi
+  case "$a" in
+    --property) skip=1 ;;
+    --*|show) ;;
+    *.*) printf 'Id=%s\\nSubState=running\\nUnitFileState=enabled\\n\\n' "$a" ;;
+    *) printf 'Id=%s.service\\nSubState=dead\\nUnitFileState=disabled\\n\\n' "$a" ;;
+  esac
+done
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    save = fact_cache.install(LocalHost)
+
+    def questions(host):
+        return [host.get_fact(SystemdStatus, services=["lpnode.service"]),
+                host.get_fact(SystemdStatus, services=["prometheus.service"]),
+                host.get_fact(SystemdStatus, services=["nftables"]),
+                host.get_fact(SystemdEnabled, services=["lpnode.service"]),
+                host.get_fact(SystemdEnabled, services=["nftables"])]
+
+    first = LocalHost("o1")
+    answers = questions(first)
+    assert answers[0] == {"lpnode.service": True} and answers[2] == {"nftables.service": False}
+    assert answers[3] == {"lpnode.service": True} and answers[4] == {"nftables.service": False}
+    calls = (tmp_path / "calls").read_text().count("call")
+    assert calls == 5
+    save()
+    again = LocalHost("o1")
+    assert questions(again) == answers and again.asked_one_by_one == 0
+    assert (tmp_path / "calls").read_text().count("call") - calls == 2   # one per fact, not one per unit
+    save()
