@@ -193,6 +193,24 @@ def service_files(what: str, role: str, config_path: str, unit_path: str,
     return config, unit
 
 
+def chain_service(what: str, service: str, role: str, config_path: str, unit_path: str,
+                  flags: list[tuple[str, str | int | bool]], service_user: str, state_directory: str,
+                  restart: bool) -> None:
+    """An on-chain lpnode service in a unit of its own (the reward service, the redeemer): its
+    config and unit, running and enabled, restarted when they change or ``restart`` says so
+    (a new build, a changed keystore or URL)."""
+    config, unit = service_files(what=what, role=role, config_path=config_path, unit_path=unit_path, flags=flags,
+                                 service_user=service_user, restart_sec=5, state_directory=state_directory)
+    systemd.service(
+        name=f"{what} running and enabled at boot",
+        service=service,
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        restarted=restart or config.will_change or unit.will_change,
+    )
+
+
 @operation()
 def wheelhouse_install(venv: str, wheelhouse_dir: str, lpnode_wheel: str, build_id: str):
     """Install the synced wheelhouse into ``venv`` unless this build is what it already has.

@@ -12,10 +12,9 @@ from typing import ClassVar
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import systemd
 
 from roles.common import CommonSettings
-from roles.node import Installed, checked_flags, service_files
+from roles.node import Installed, chain_service, checked_flags
 from roles.reward import _address_or_empty, _on_chain_network
 from roles.secrets import CONFIG_DIR, ETH_URL_PATH, KEYSTORE_FILE, KEYSTORE_PASSWORD_PATH, REDEEMER_TOKEN_PATH
 from roles.settings import RoleSettings, at_least, setting
@@ -97,14 +96,6 @@ def redeemer(
     + secrets_changed: the keystore, its password, the RPC URL or the token changed: restart
     + password: the keystore has a password file
     """
-    config, unit = service_files(what="ticket redeemer", role="redeemer", config_path=CONFIG_PATH,
-                                 unit_path=UNIT_PATH, flags=config_flags(settings, password, host.name),
-                                 service_user=service_user, restart_sec=5, state_directory=STATE_DIRECTORY)
-    systemd.service(
-        name="ticket redeemer running and enabled at boot",
-        service=SERVICE,
-        running=True,
-        enabled=True,
-        daemon_reload=unit.will_change,
-        restarted=secrets_changed or installed.will_change or config.will_change or unit.will_change,
-    )
+    chain_service(what="ticket redeemer", service=SERVICE, role="redeemer", config_path=CONFIG_PATH,
+                  unit_path=UNIT_PATH, flags=config_flags(settings, password, host.name), service_user=service_user,
+                  state_directory=STATE_DIRECTORY, restart=secrets_changed or installed.will_change)

@@ -13,10 +13,9 @@ from typing import Any, ClassVar
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import systemd
 
 from roles.common import CommonSettings
-from roles.node import Installed, checked_flags, service_files
+from roles.node import Installed, chain_service, checked_flags
 from roles.secrets import CONFIG_DIR, ETH_URL_PATH, KEYSTORE_FILE, KEYSTORE_PASSWORD_PATH
 from roles.settings import RoleSettings, at_least, setting
 
@@ -69,7 +68,8 @@ class RewardSettings(RoleSettings):
         factory=dict, doc="more lpnode flags, e.g. `{\"initializeRoundMaxDelay\": \"5m\"}`")
 
 
-def config_flags(settings: RewardSettings, password: bool = True) -> list[tuple[str, str | int | bool]]:
+def config_flags(settings: RewardSettings, password: bool = True,
+                 host_name: str = "reward") -> list[tuple[str, str | int | bool]]:
     """The (flag, value) lines of the reward service's config file."""
     s = settings
     flags: list[tuple[str, str | int | bool]] = [("network", s.network)]
@@ -100,7 +100,7 @@ def config_flags(settings: RewardSettings, password: bool = True) -> list[tuple[
     ]
     for name, value in s.extra_flags.items():
         flags.append((name.lstrip("-"), value))
-    return checked_flags(host.name, flags)
+    return checked_flags(host_name, flags)
 
 
 @deploy("reward")
@@ -120,14 +120,6 @@ def reward(
     + password: the keystore has a password file (keystore_password_file/env)
     """
     s = settings or RewardSettings()
-    config, unit = service_files(what="reward service", role="reward", config_path=CONFIG_PATH,
-                                 unit_path=UNIT_PATH, flags=config_flags(s, password), service_user=service_user,
-                                 restart_sec=5, state_directory=STATE_DIRECTORY)
-    systemd.service(
-        name="reward service running and enabled at boot",
-        service=SERVICE,
-        running=True,
-        enabled=True,
-        daemon_reload=unit.will_change,
-        restarted=secrets_changed or installed.will_change or config.will_change or unit.will_change,
-    )
+    chain_service(what="reward service", service=SERVICE, role="reward", config_path=CONFIG_PATH,
+                  unit_path=UNIT_PATH, flags=config_flags(s, password, host.name), service_user=service_user,
+                  state_directory=STATE_DIRECTORY, restart=secrets_changed or installed.will_change)

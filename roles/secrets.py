@@ -134,6 +134,19 @@ class SecretsResult:
     payments_changed: bool = False
 
 
+def _keystore(what: str, directory: str, path: str, password_path: str, keystore: SecretSource,
+              password: SecretSource | None, service_user: str) -> list[Any]:
+    """A keystore (written as it is) and its password in their own 0700 directory."""
+    files.directory(name=f"{directory} ({service_user} 0700)", path=directory, user=service_user,
+                    group=service_user, mode="700")
+    ops = [secret_file(name=f"{what} -> {path} (from {keystore.describe()})", source=keystore, dest=path,
+                       user=service_user, group=service_user, text=False)]
+    if password:
+        ops.append(secret_file(name=f"{what} password -> {password_path} (from {password.describe()})",
+                               source=password, dest=password_path, user=service_user, group=service_user))
+    return ops
+
+
 @deploy("secrets")
 def secrets(
     orch_secret: SecretSource | None = None,
@@ -208,43 +221,12 @@ def secrets(
             source=eth_url, dest=ETH_URL_PATH, user=service_user, group=service_user,
         ))
     if keystore:
-        files.directory(
-            name=f"{KEYSTORE_DIR} ({service_user} 0700)",
-            path=KEYSTORE_DIR,
-            user=service_user,
-            group=service_user,
-            mode="700",
-        )
-        chain_ops.append(secret_file(
-            name=f"keystore -> {KEYSTORE_FILE} (from {keystore.describe()})",
-            source=keystore, dest=KEYSTORE_FILE, user=service_user,
-            group=service_user, text=False,
-        ))
-        if keystore_password:
-            chain_ops.append(secret_file(
-                name=f"keystore password -> {KEYSTORE_PASSWORD_PATH} (from {keystore_password.describe()})",
-                source=keystore_password, dest=KEYSTORE_PASSWORD_PATH, user=service_user,
-                group=service_user,
-            ))
+        chain_ops += _keystore("keystore", KEYSTORE_DIR, KEYSTORE_FILE, KEYSTORE_PASSWORD_PATH, keystore,
+                               keystore_password, service_user)
     payment_ops = []
     if hot_keystore:
-        files.directory(
-            name=f"{HOT_KEYSTORE_DIR} ({service_user} 0700)",
-            path=HOT_KEYSTORE_DIR,
-            user=service_user,
-            group=service_user,
-            mode="700",
-        )
-        payment_ops.append(secret_file(
-            name=f"hot keystore -> {HOT_KEYSTORE_FILE} (from {hot_keystore.describe()})",
-            source=hot_keystore, dest=HOT_KEYSTORE_FILE, user=service_user, group=service_user, text=False,
-        ))
-        if hot_keystore_password:
-            payment_ops.append(secret_file(
-                name=f"hot keystore password -> {HOT_KEYSTORE_PASSWORD_PATH} (from {hot_keystore_password.describe()})",
-                source=hot_keystore_password, dest=HOT_KEYSTORE_PASSWORD_PATH, user=service_user,
-                group=service_user,
-            ))
+        payment_ops += _keystore("hot keystore", HOT_KEYSTORE_DIR, HOT_KEYSTORE_FILE, HOT_KEYSTORE_PASSWORD_PATH,
+                                 hot_keystore, hot_keystore_password, service_user)
     if redeemer_token:
         payment_ops.append(secret_file(
             name=f"redeemer token -> {REDEEMER_TOKEN_PATH} (from {redeemer_token.describe()})",
