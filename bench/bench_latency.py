@@ -563,12 +563,12 @@ def method_text(args: argparse.Namespace, work: Workload) -> str:
 
 PAID_METHOD = (
     "**Payments on** (`--payments`): the orchestrator runs on a local chain (anvil and the project's "
-    "contracts), registered and active, with `-pricePerUnit 1` and go-livepeer's default `-ticketEV`; each "
-    "stream's gateway verifies nothing itself but signs its GetOrchestrator request and every segment, "
-    "and pays each segment with as many tickets as its fee needs (a funded TicketBroker deposit and "
-    "reserve), so the orchestrator checks two signatures and the tickets, credits and debits the stream's "
-    "balance on every segment. Winning tickets are as rare as on the real network (the EV a small fraction "
-    "of the face value).")
+    "contracts), registered and active, with go-livepeer's default `-ticketEV` and a price at which each "
+    "segment's pixels cost about one ticket's EV; each stream's gateway signs its GetOrchestrator request "
+    "and every segment, and pays each segment with as many tickets as its fee needs (about one; a funded "
+    "TicketBroker deposit and reserve), so on every segment the orchestrator checks the segment's and the "
+    "ticket's signatures, credits the ticket and debits the fee. Winning tickets are as rare as on the real "
+    "network (the EV a small fraction of the face value).")
 
 
 def section_text(args: argparse.Namespace, levels: list[LevelResult], floors: list[Floor],
@@ -701,11 +701,11 @@ def run_levels(args: argparse.Namespace,
     results: list[LevelResult] = []
     with tempfile.TemporaryDirectory(prefix="lpnode-bench-latency-") as tmp:
         fleet = Fleet(Path(tmp))
-        chain = LocalChain(Path(tmp) / "chain", round_length=10_000) if args.payments else None
+        chain = LocalChain(Path(tmp) / "chain", round_length=500) if args.payments else None
         try:
             paid: list[str] = []
             if chain is not None:
-                paid = paid_orchestrator_flags(chain, work)
+                paid = paid_orchestrator_flags(chain, work, args.fps)
             orch = fleet.orchestrator("-maxSessions", str(args.orch_sessions), *paid)
             for i in range(args.transcoders):
                 fleet.transcoder(f"transcoder{i + 1}", args.transcoder_sessions,
@@ -729,7 +729,7 @@ def run_levels(args: argparse.Namespace,
     return floors, results
 
 
-def paid_orchestrator_flags(chain: LocalChain, work: Workload) -> list[str]:
+def paid_orchestrator_flags(chain: LocalChain, work: Workload, fps: int) -> list[str]:
     """Test account 1 registered and active as the orchestrator; account 2 the gateway, funded."""
     from lpnode.eth import abi
 
@@ -742,8 +742,12 @@ def paid_orchestrator_flags(chain: LocalChain, work: Workload) -> list[str]:
     tx = broker.functions.fundDepositAndReserve(10**20, 10**20).transact(
         {"from": gateway["address"], "value": 2 * 10**20})
     chain.w3.eth.wait_for_transaction_receipt(tx)
-    work.payer = PaymentSender(bytes.fromhex(gateway["private_key"][2:]))
-    return [*chain.flags(1), "-reward=false", "-pricePerUnit", "1", "-blockPollingInterval", "1"]
+    object.__setattr__(work, "payer", PaymentSender(bytes.fromhex(gateway["private_key"][2:])))  # frozen: set once
+    # Priced so that every segment needs a ticket of go-livepeer's default EV (8e9 wei): each
+    # segment's pixels cost about that much.
+    pixels = sum(p.width * p.height for p in work.profiles) * max(1, round(SEGMENT_S * fps))
+    price = -(-8_000_000_000 // pixels)
+    return [*chain.flags(1), "-reward=false", "-pricePerUnit", str(price), "-blockPollingInterval", "1"]
 
 
 def judged(args: argparse.Namespace, levels: list[LevelResult]) -> list[LevelResult]:
