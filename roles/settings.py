@@ -182,6 +182,7 @@ def all_models() -> list[type[RoleSettings]]:
     from roles.alertmanager import AlertmanagerSettings
     from roles.common import CommonSettings
     from roles.grafana import GrafanaSettings
+    from roles.haproxy import HaproxySettings
     from roles.node import NodeSettings
     from roles.node_exporter import NodeExporterSettings
     from roles.nvidia import NvidiaSettings
@@ -190,7 +191,7 @@ def all_models() -> list[type[RoleSettings]]:
     from roles.reward import RewardSettings
 
     return [CommonSettings, NodeSettings, RewardSettings, RedeemerSettings, NvidiaSettings, NodeExporterSettings,
-            PrometheusSettings, AlertmanagerSettings, GrafanaSettings]
+            PrometheusSettings, AlertmanagerSettings, GrafanaSettings, HaproxySettings]
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ class OrchestratorLifecycle:
             log.info("orchSecret reloaded: unchanged")
         return {"reloaded": True, "rotated": rotated, "graceSeconds": self._grace.total_seconds()}
 
+    def ready(self) -> bool:
+        """Taking new sessions: not draining, not stopping (the load balancer's health check)."""
+        return not (self.orch.draining or self.orch.closing)
+
     async def set_price(self, pricePerUnit: str, pixelsPerUnit: str = "1",  # noqa: N803 - go-livepeer's names
                         gateway: str = "") -> dict[str, Any]:
         """POST /setPrice: a new default price, or a gateway's own with ``gateway``. Streams

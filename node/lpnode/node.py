@@ -299,7 +299,7 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
                                  currency_prices=bool(parts and cfg.price_feed))
     admin = AdminApp(life.status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
                      actions={"drain": life.drain, "reload": life.reload, "setPrice": life.set_price},
-                     refused=metrics.refused)
+                     refused=metrics.refused, ready=life.ready)
     # Tests and scripts that ask for port 0 read the ports from this line.
     log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",
              __version__, listen, orch.service_uri, admin_addr)

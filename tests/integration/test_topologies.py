@@ -84,11 +84,20 @@ def test_orchestrator_drain_refuses_new_sessions_and_keeps_running_ones(fleet):
     profiles = parse_profiles("P144p30fps16x9")
     seg = cut_segments(make_source(2.0, 320, 180, 30), 2.0)[0]
 
+    def ready() -> int:
+        import urllib.error
+        try:
+            return orch_get_status(f"http://{orch.admin_addr}/ready")
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
     async def around_drain() -> tuple[int, str]:
         async with GatewayClient(fleet.orch_addr) as old, GatewayClient(fleet.orch_addr) as new:
             running = await old.get_orchestrator()
             await old.submit(running, "running", 0, seg, profiles, 2000)
+            assert ready() == 200  # in rotation
             assert orch.admin("drain", fleet.admin_token())["draining"] is True
+            assert ready() == 404  # a load balancer's health check now takes it out of rotation
             kept = await old.submit(running, "running", 1, seg, profiles, 2000)
             with pytest.raises(SegmentRejected) as refused:
                 await new.submit(await new.get_orchestrator(), "new", 0, seg, profiles, 2000)
@@ -97,6 +106,12 @@ def test_orchestrator_drain_refuses_new_sessions_and_keeps_running_ones(fleet):
     kept, refused = asyncio.run(around_drain())
     assert kept == 1 and "OrchestratorCapped" in refused
     assert orch.status()["draining"] is True
+
+
+def orch_get_status(url: str) -> int:
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.status)
 
 
 def test_admin_actions_need_the_token(fleet, tmp_path):

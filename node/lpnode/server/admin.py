@@ -1,4 +1,5 @@
-"""The admin listener (7935 on orchestrators): /status, /healthz, with -monitor /metrics, and
+"""The admin listener (7935 on orchestrators): /status, /healthz, /ready (404 while draining,
+for a load balancer's health check), with -monitor /metrics, and
 the admin actions (POST /drain, POST /reload, POST /setPrice) for runbooks. An action's
 parameters come as a form (go-livepeer's CLI API style), JSON object or query string.
 
@@ -41,8 +42,10 @@ Action = Callable[..., Awaitable[dict[str, Any]]]
 class AdminApp:
     def __init__(self, status: Callable[[], dict[str, Any]], registry: CollectorRegistry | None,
                  *, token: str | None = None, actions: dict[str, Action] | None = None,
-                 refused: Callable[[str, str], None] | None = None) -> None:
+                 refused: Callable[[str, str], None] | None = None,
+                 ready: Callable[[], bool] = lambda: True) -> None:
         self._status = status
+        self._ready = ready
         self._refusals = Refusals(refused or (lambda what, reason: None), log)
         self._registry = registry
         self._token = token.encode() if token else None
@@ -67,6 +70,11 @@ class AdminApp:
             await _json(send, 200, self._status())
         elif path == "/healthz":
             await respond(send, 200, b"ok\n")
+        elif path == "/ready":
+            # HAProxy's `http-check disable-on-404`: a 404 takes the node out of rotation for new
+            # connections while the ones it has go on.
+            ready = self._ready()
+            await respond(send, 200 if ready else 404, b"ready\n" if ready else b"draining\n")
         elif path == "/metrics" and self._registry is not None:
             await respond(send, 200, generate_latest(self._registry), CONTENT_TYPE_LATEST)
         elif path == "/metrics":
