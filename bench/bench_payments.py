@@ -94,10 +94,7 @@ def main() -> int:
     params = params_from_net(params_net, Fraction(1000))
     tickets = [(int(t.sender_nonce), bytes(t.sig)) for _, h in segments
                for t in decode_payment(h).ticket_sender_params]
-    ticket_hash = Ticket(recipient=ORCH, sender=address, face_value=params.face_value, win_prob=params.win_prob,
-                         sender_nonce=tickets[0][0], recipient_rand_hash=params.recipient_rand_hash,
-                         creation_round=params.creation_round,
-                         creation_round_block_hash=params.creation_round_block_hash).hash()
+    ticket_hash = params.ticket(address, tickets[0][0]).hash()
 
     it = iter(tickets)
     receive = timed(lambda: recipient.receive(params, address, [next(it)], VIEW.last_seen_block), args.rounds)

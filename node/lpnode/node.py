@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from lpnode.eth.metrics import ChainMetrics
     from lpnode.eth.reward import RewardService
     from lpnode.eth.tx import TxSender
-    from lpnode.pm.payments import Payments
+    from lpnode.pm.payments import PaymentMetrics, Payments
+    from lpnode.pm.queue import TicketQueue
+    from lpnode.pm.redeem import Redeemer
 
 log = logging.getLogger("lpnode")
 
@@ -162,32 +164,47 @@ def _reward_service(cfg: NodeConfig, parts: ChainParts | None) -> RewardService 
     return RewardService(parts.chain, parts.sender, parts.account, settings, parts.metrics)
 
 
+def _redeemer_token(cfg: NodeConfig) -> str | None:
+    return read_secret_file(cfg.redeemer_token_file) if cfg.redeemer_token_file else None
+
+
+def _ticket_queue(cfg: NodeConfig, metrics: NodeMetrics) -> tuple[TicketQueue, PaymentMetrics]:
+    """The datadir's durable queue of winning tickets and the payment metrics that watch it."""
+    from lpnode.pm.payments import PaymentMetrics
+    from lpnode.pm.queue import TicketQueue
+
+    queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
+    return queue, PaymentMetrics(metrics.registry, metrics.node_type, queue)
+
+
+def _redeemer(parts: ChainParts, queue: TicketQueue, payment_metrics: PaymentMetrics, poll_s: float) -> Redeemer:
+    """Redeems the queue's due tickets with the node's account, which pays the gas."""
+    from lpnode.pm.redeem import Redeemer
+
+    return Redeemer(parts.chain, parts.sender, queue, poll_s, on_redeemed=payment_metrics.redeemed_ticket,
+                    on_error=payment_metrics.redeem_error, on_balance=parts.metrics.balance.set)
+
+
 def _payments(cfg: NodeConfig, parts: ChainParts, orch: Orchestrator,
               metrics: NodeMetrics) -> tuple[Payments, dict[str, Coroutine[Any, Any, Any]]]:
     """Tickets for an on-chain orchestrator: quoting, checking, the durable queue and its
     redemption; returns them and the loops they need."""
     from lpnode.pm.chainwatch import ChainWatch
-    from lpnode.pm.payments import PaymentMetrics, Payments
-    from lpnode.pm.queue import TicketQueue
+    from lpnode.pm.payments import Payments
     from lpnode.pm.recipient import Recipient
-    from lpnode.pm.redeem import Redeemer
     from lpnode.pm.ticket import RecipientRandKey
 
     address = bytes.fromhex(parts.orchestrator[2:])
-    queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
+    queue, payment_metrics = _ticket_queue(cfg, metrics)
     poll = float(cfg.block_polling_interval)
-    payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
     loops: dict[str, Coroutine[Any, Any, Any]] = {}
     forwarder = None
     if cfg.redeemer_addr:
         from lpnode.pm.remote import Forwarder
-        token = read_secret_file(cfg.redeemer_token_file) if cfg.redeemer_token_file else None
-        forwarder = Forwarder(cfg.redeemer_addr, queue, token, poll)
+        forwarder = Forwarder(cfg.redeemer_addr, queue, _redeemer_token(cfg), poll)
         loops["ticket forwarder"] = forwarder.run()
     else:
-        redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed_ticket,
-                            on_error=payment_metrics.redeem_error, on_balance=parts.metrics.balance.set)
-        loops["ticket redeemer"] = redeemer.run()
+        loops["ticket redeemer"] = _redeemer(parts, queue, payment_metrics, poll).run()
     watch = ChainWatch(parts.chain, address, poll, queue.pending_value, price_feed=cfg.price_feed,
                        pricing=orch.pricing, remote_max_float=forwarder.max_float if forwarder else None)
     recipient = Recipient(address, RecipientRandKey(cfg.datadir), cfg.network, cfg.ticket_ev,
@@ -205,9 +222,6 @@ def _redeemer_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
     """-redeemer: go-livepeer's TicketRedeemer gRPC for -ethOrchAddr's orchestrators, its own
     queue and account, and an admin listener (/status, /metrics)."""
     from lpnode.pm.chainwatch import ChainWatch
-    from lpnode.pm.payments import PaymentMetrics
-    from lpnode.pm.queue import TicketQueue
-    from lpnode.pm.redeem import Redeemer
     from lpnode.pm.remote import RedeemerService
 
     metrics = NodeMetrics("redeemer")
@@ -217,13 +231,11 @@ def _redeemer_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
     parts = _chain_parts(cfg, metrics)
     assert parts is not None
     cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(listen)[0])
-    queue = TicketQueue(Path(cfg.datadir) / "tickets.sqlite3")
+    queue, payment_metrics = _ticket_queue(cfg, metrics)
     poll = float(cfg.block_polling_interval)
-    payment_metrics = PaymentMetrics(metrics.registry, metrics.node_type, queue)
     watch = ChainWatch(parts.chain, bytes.fromhex(parts.orchestrator[2:]), poll, queue.pending_value)
-    redeemer = Redeemer(parts.chain, parts.sender, queue, poll, on_redeemed=payment_metrics.redeemed_ticket,
-                        on_error=payment_metrics.redeem_error, on_balance=parts.metrics.balance.set)
-    token = read_secret_file(cfg.redeemer_token_file) if cfg.redeemer_token_file else None
+    redeemer = _redeemer(parts, queue, payment_metrics, poll)
+    token = _redeemer_token(cfg)
     if token is None and not cfg.redeemer_allow_from:
         log.warning("no -redeemerTokenFile: anyone who reaches %s can queue tickets and read max floats, as with "
                     "go-livepeer's redeemer; give orchestrators and this redeemer a shared token file", listen)

@@ -22,7 +22,7 @@ from lpnode.eth import abi
 from lpnode.gateway.client import GatewayClient, segment_request
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.pm.sender import PaymentSender
-from lpnode.pm.ticket import Ticket, sign
+from lpnode.pm.ticket import sign
 from lpnode.pm.wire import decode_payment, encode_payment, params_from_net, price_of
 from lpnode.transcode.profiles import parse_profiles
 from lpnode.transcode.testsrc import cut_segments, make_source
@@ -180,10 +180,7 @@ def _resign(payment: pb.Payment, key: str, **changes: object) -> None:
         setattr(payment.ticket_params, field, value)
     p = params_from_net(payment.ticket_params, price, payment.expiration_params)
     for t in payment.ticket_sender_params:
-        ticket = Ticket(recipient=p.recipient, sender=bytes(payment.sender), face_value=p.face_value,
-                        win_prob=p.win_prob, sender_nonce=t.sender_nonce, recipient_rand_hash=p.recipient_rand_hash,
-                        creation_round=p.creation_round, creation_round_block_hash=p.creation_round_block_hash)
-        t.sig = sign(ticket.hash(), key)
+        t.sig = sign(p.ticket(bytes(payment.sender), t.sender_nonce).hash(), key)
 
 
 def test_bad_payments_are_refused_with_go_livepeers_errors_and_earn_nothing(fleet: Fleet, chain: LocalChain) -> None:

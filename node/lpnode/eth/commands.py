@@ -71,12 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def chain_config(node_flags: list[str]) -> NodeConfig:
+    """The chain flags of a command that is no node (`lpnode chain`, a paying test stream), checked
+    as a node's: -reward makes them a valid role. FlagError unless they name a chain."""
+    cfg = parse_node_flags([*node_flags, "-reward"], {})
+    if not cfg.on_chain:
+        raise FlagError("give the chain: -network and -ethUrl (and -ethController off Arbitrum One)")
+    return cfg
+
+
 def main(argv: list[str]) -> int:
     args, node_flags = _parser().parse_known_args(argv)
     try:
-        cfg = parse_node_flags([*node_flags, "-reward"], {})
-        if not cfg.on_chain:
-            raise FlagError("give the chain: -network and -ethUrl (and -ethController off Arbitrum One)")
+        cfg = chain_config(node_flags)
         return asyncio.run(_run(args, cfg))
     except (FlagError, SecretError, ChainConfigError, TxReverted, GasPriceTooHigh, TxTimeout) as exc:
         print(f"lpnode chain: {exc}", file=sys.stderr)

@@ -211,9 +211,9 @@ async def _payer(args: argparse.Namespace) -> PaymentSender | None:
     from lpnode.eth.keystore import unlock
     account = unlock(args.ethKeystorePath, args.ethAcctAddr, args.ethPassword)
     if args.deposit or args.reserve:
-        from lpnode.config import default_datadir, parse_node_flags
+        from lpnode.config import default_datadir
         from lpnode.eth.client import Chain
-        from lpnode.eth.commands import fund
+        from lpnode.eth.commands import chain_config, fund
         from lpnode.eth.tx import GasPolicy, TxSender
         from lpnode.secret import load_rpc_url
         if not args.ethUrl or not args.network:
@@ -224,7 +224,7 @@ async def _payer(args: argparse.Namespace) -> PaymentSender | None:
                  if (value := getattr(args, name))]
         # Its own datadir: the transaction record must not be an orchestrator's.
         datadir = args.dataDir or default_datadir(os.environ, network) + "-gateway"
-        cfg = parse_node_flags([*flags, "-dataDir", datadir, "-reward"], {})
+        cfg = chain_config([*flags, "-dataDir", datadir])
         assert cfg.eth_url and cfg.controller
         chain = Chain(load_rpc_url(cfg.eth_url, log=logging.getLogger("lpnode.teststream")), cfg.controller,
                       cfg.datadir)

@@ -108,13 +108,20 @@ class ChainWatch:
         cached = self._floats.get(sender)
         if cached is not None and cached[0] == block:
             return cached[1]
+        value = None
         if self._remote_max_float is not None:
             try:
                 value = await self._remote_max_float(sender)
-                self._floats[sender] = (block, value)
-                return value
             except Exception as exc:  # noqa: BLE001 - the redeemer is away: the chain's own answer
                 log.debug("max float from the redeemer failed (%s); reading the chain", exc)
+        if value is None:
+            value = await self._chain_max_float(sender)
+        if len(self._floats) > 10_000:  # one entry per gateway seen: bounded against many senders
+            self._floats.clear()
+        self._floats[sender] = (block, value)
+        return value
+
+    async def _chain_max_float(self, sender: bytes) -> int:
         c = self.chain.contracts or await self.chain.connect()
         broker = c.ticket_broker.functions
         address = to_checksum_address(sender)
@@ -122,8 +129,4 @@ class ChainWatch:
         info, _ = await broker.getSenderInfo(address).call()
         deposit = int(info[0])
         pending = self._pending_value(sender)
-        value = reserve if pending == 0 or deposit >= DEPOSIT_TO_PENDING_RATIO * pending else max(0, reserve - pending)
-        if len(self._floats) > 10_000:
-            self._floats.clear()
-        self._floats[sender] = (block, value)
-        return value
+        return reserve if pending == 0 or deposit >= DEPOSIT_TO_PENDING_RATIO * pending else max(0, reserve - pending)

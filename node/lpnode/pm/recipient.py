@@ -64,6 +64,12 @@ class TicketParams:
     def ev(self) -> Fraction:
         return Fraction(self.face_value * self.win_prob, MAX_WIN_PROB)
 
+    def ticket(self, sender: bytes, nonce: int = 0) -> Ticket:
+        """The ticket ``sender`` signs with ``nonce`` on these params."""
+        return Ticket(recipient=self.recipient, sender=sender, face_value=self.face_value, win_prob=self.win_prob,
+                      sender_nonce=nonce, recipient_rand_hash=self.recipient_rand_hash,
+                      creation_round=self.creation_round, creation_round_block_hash=self.creation_round_block_hash)
+
 
 @dataclass
 class Received:
@@ -158,10 +164,7 @@ class Recipient:
             raise PaymentError("invalid ticket recipient")
         if not any(sender):
             raise PaymentError("invalid ticket sender")
-        template = Ticket(recipient=params.recipient, sender=sender, face_value=params.face_value,
-                          win_prob=params.win_prob, sender_nonce=0, recipient_rand_hash=params.recipient_rand_hash,
-                          creation_round=params.creation_round,
-                          creation_round_block_hash=params.creation_round_block_hash)
+        template = params.ticket(sender)
         rand = self.key.rand(params.seed, sender, params.face_value, params.win_prob, params.expiration_block,
                              params.price_num, params.price_den, template.aux_data())
         if recipient_rand_hash(rand) != params.recipient_rand_hash:

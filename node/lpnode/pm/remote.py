@@ -17,7 +17,6 @@ and go when it is back.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
@@ -33,6 +32,7 @@ from lpnode.pm.queue import FORWARDED, TicketQueue, WinningTicket
 from lpnode.pm.ticket import Ticket, is_winning, minimal_bytes, signer
 from lpnode.refusals import Refusals
 from lpnode.server.grpc_asgi import CallContext, GrpcError, Method, StatusCode
+from lpnode.server.http import bearer_matches
 
 log = logging.getLogger("lpnode.redeemer")
 
@@ -88,8 +88,7 @@ class RedeemerService:
     def _admit(self, ctx: CallContext, what: str) -> None:
         if ctx.peer_host in self._allow_from:
             return
-        given = ctx.metadata.get(TOKEN_METADATA, "").removeprefix("Bearer ").strip()
-        if self._token is None or hmac.compare_digest(self._token.encode(), given.encode()):
+        if self._token is None or bearer_matches(ctx.metadata.get(TOKEN_METADATA, ""), self._token.encode()):
             return
         self._refusals.refuse(what, ctx.peer_host, "bad_token",
                               "send the -redeemerTokenFile token, or list the address in -redeemerAllowFrom")

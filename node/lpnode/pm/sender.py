@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from eth_account import Account
 
 from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.pm.recipient import TicketParams
-from lpnode.pm.ticket import Ticket, sign
+from lpnode.pm.ticket import sign
 from lpnode.pm.wire import encode_payment, params_from_net, price_of, request_hash, segment_hash
 from lpnode.transcode.profiles import VideoProfile
 
@@ -75,13 +75,9 @@ class PaymentSender:
         credit = self.sent.credit.get(key, Fraction(0))
         needed = max(fee_estimate, ev) - credit
         count = max(0, math.ceil(needed / ev)) if ev else 0
-        template = Ticket(recipient=params.recipient, sender=self.address, face_value=params.face_value,
-                          win_prob=params.win_prob, sender_nonce=0, recipient_rand_hash=params.recipient_rand_hash,
-                          creation_round=params.creation_round,
-                          creation_round_block_hash=params.creation_round_block_hash)
         for _ in range(count):
             session.nonce += 1
-            ticket = replace(template, sender_nonce=session.nonce)
+            ticket = params.ticket(self.address, session.nonce)
             payment.ticket_sender_params.add(sender_nonce=session.nonce, sig=sign(ticket.hash(), self._key))
         if count:
             payment.ticket_params.CopyFrom(info.ticket_params)

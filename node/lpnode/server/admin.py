@@ -10,7 +10,6 @@ go-livepeer's CLI port has no authentication; here actions need the token from
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from lpnode.server.http import (
     Receive,
     Scope,
     Send,
+    bearer_matches,
     header_dict,
     lifespan,
     peer,
@@ -94,8 +94,7 @@ class AdminApp:
                                   f"{name}: start lpnode with -adminTokenFile to allow actions")
             await respond(send, 403, b"admin actions are off: start lpnode with -adminTokenFile\n")
             return
-        given = header_dict(scope).get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(self._token, given.encode()):
+        if not bearer_matches(header_dict(scope).get("authorization", ""), self._token):
             self._refusals.refuse("admin", who, "bad_token",
                                   f"{name}: send the -adminTokenFile token as Bearer")
             await respond(send, 401, b"bad or missing admin token\n")

@@ -3,11 +3,13 @@ Hypercorn's ASGI types."""
 
 from __future__ import annotations
 
+import hmac
+
 from hypercorn.typing import ASGIReceiveCallable as Receive
 from hypercorn.typing import ASGISendCallable as Send
 from hypercorn.typing import HTTPScope, Scope
 
-__all__ = ["ClientGone", "HTTPScope", "Receive", "Scope", "Send", "header_dict", "lifespan",
+__all__ = ["ClientGone", "HTTPScope", "Receive", "Scope", "Send", "bearer_matches", "header_dict", "lifespan",
            "parse_content_type", "peer", "read_body", "respond"]
 
 
@@ -16,6 +18,12 @@ async def lifespan(receive: Receive, send: Send) -> None:
     while (await receive())["type"] != "lifespan.shutdown":
         await send({"type": "lifespan.startup.complete"})
     await send({"type": "lifespan.shutdown.complete"})
+
+
+def bearer_matches(authorization: str, token: bytes) -> bool:
+    """``Authorization: Bearer <token>`` (or a gRPC `authorization` metadata value) carries
+    ``token``; compared in constant time."""
+    return hmac.compare_digest(token, authorization.removeprefix("Bearer ").strip().encode())
 
 
 def header_dict(scope: HTTPScope) -> dict[str, str]:
