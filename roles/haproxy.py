@@ -39,17 +39,42 @@ class HaproxySettings(RoleSettings):
                                 "monitoring hosts")
 
 
-def config_context(servers: Sequence[tuple[str, str]], settings: HaproxySettings) -> dict[str, Any]:
-    """The template's context: ``servers`` are (inventory name, address) of the orchestrators."""
-    return {"servers": list(servers), "port": settings.port, "check_port": settings.check_port,
-            "check_interval": settings.check_interval, "metrics_port": settings.metrics_port}
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+STATE_FILE = "/var/lib/haproxy/server-state"
+BACKEND = "orchestrators"  # the backend's name in the runtime API: orchestrators/o1
+
+
+@dataclass(frozen=True)
+class Server:
+    """One orchestrator behind the balancer: its inventory name and where HAProxy reaches it."""
+
+    name: str
+    address: str
+    port: int = SERVICE_PORT
+    check_port: int = CLI_PORT
+
+
+def config_context(servers: Sequence[Server], settings: HaproxySettings, *, bind: str = "",
+                   metrics_bind: str = "", admin_socket: str = ADMIN_SOCKET, state_file: str = STATE_FILE,
+                   daemon: bool = True) -> dict[str, Any]:
+    """The template's context. The keyword arguments are for running HAProxy outside the
+    package (tests): an inherited socket (``fd@3``), its own runtime socket and state file."""
+    return {"servers": list(servers), "bind": bind or f":{settings.port}",
+            "metrics_bind": metrics_bind or f":{settings.metrics_port}", "check_interval": settings.check_interval,
+            "admin_socket": admin_socket, "state_file": state_file, "daemon": daemon, "backend": BACKEND}
+
+
+def servers_of(orchestrators: Sequence[tuple[str, str]], settings: HaproxySettings) -> list[Server]:
+    """The orchestrators, (name, address) in inventory order, as HAProxy's servers."""
+    return [Server(name, address, SERVICE_PORT, settings.check_port) for name, address in orchestrators]
 
 
 @deploy("haproxy")
 def haproxy(servers: Sequence[tuple[str, str]], settings: HaproxySettings | None = None) -> None:
     """Install HAProxy and balance ``servers`` (the orchestrators, in inventory order).
 
-    + servers: (name, address) of each orchestrator behind this balancer
+    + servers: (name, address) of each orchestrator behind this balancer; HAProxy reaches each
+      on its service port and checks it on its admin port
     + settings: the operator's HaproxySettings
     """
     s = settings or HaproxySettings()
@@ -60,7 +85,7 @@ def haproxy(servers: Sequence[tuple[str, str]], settings: HaproxySettings | None
         src="haproxy.cfg.j2",
         dest=CONFIG,
         validate="haproxy -c -q -f {path}",
-        **config_context(servers, s),
+        **config_context(servers_of(servers, s), s),
     )
     # A reload keeps established connections (gateways' streams) on the old process until they end.
     packaged_service("HAProxy", PACKAGE, restart=package.will_change, reload=config.will_change)

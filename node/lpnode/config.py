@@ -313,6 +313,10 @@ _FLAGS: tuple[_Flag, ...] = (
           "lpnode: PEM private key for -tlsCertFile."),
     _Flag("adminTokenFile", "path", "admin_token_file", _optional_str, None, "", "Network and addresses",
           "lpnode: file holding the admin token for the CLI API on -cliAddr."),
+    _Flag("authTokenKeyFile", "path", "auth_token_key_file", _optional_str, None, "", "Network and addresses",
+          "lpnode: the key that signs gateways' session tokens (32 random bytes, created on first "
+          "use; default: authtoken.key in -dataDir). Orchestrators behind one load balancer share "
+          "it, so a gateway moved to another keeps its session."),
     _Flag("transcoderName", "name", "transcoder_name", _parse_transcoder_name, None, "",
           "Orchestrator/transcoder link",
           "lpnode: the name this transcoder gives orchestrators, which label its metrics with it "
@@ -520,6 +524,7 @@ class NodeConfig:
     datadir: str = field(default_factory=lambda: default_datadir(os.environ, "offchain"))
     verbosity: int = DEFAULT_VERBOSITY
     admin_token_file: str | None = None
+    auth_token_key_file: str | None = None
     transcoder_name: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -897,7 +902,7 @@ def parse_node_flags(argv: Sequence[str], environ: Mapping[str, str]) -> NodeCon
     network = str(kwargs["network"])
     datadir = str(kwargs["datadir"])
     kwargs["datadir"] = _expand_home(datadir, environ) if datadir else default_datadir(environ, network)
-    for path_field in ("admin_token_file", "tls_cert_file", "tls_key_file", "config_file",
+    for path_field in ("admin_token_file", "auth_token_key_file", "tls_cert_file", "tls_key_file", "config_file",
                        "orch_cert", "eth_keystore_path"):
         if isinstance(kwargs[path_field], str):
             kwargs[path_field] = _expand_home(str(kwargs[path_field]), environ)

@@ -1,7 +1,8 @@
 """What an operator (or systemd) does to a running node, in one place per role: its /status,
 a drain (admin action: no new work, keep what runs), a stop's drain (SIGTERM: finish what is in
 hand, then exit) and, on an orchestrator, reloading the orchSecret (SIGHUP or admin action) and
-changing the price (admin action)."""
+changing the price (admin action), and handing its gateways to the other orchestrators behind
+the same load balancer (admin action, after a drain)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from lpnode import __version__
 from lpnode.core.credentials import SharedSecret
 from lpnode.core.orchestrator import Orchestrator
 from lpnode.pm.pricing import PriceSpec
+from lpnode.server import closing
 from lpnode.supervisor import describe
 from lpnode.transcoder.worker import TranscoderNode
 
@@ -25,6 +27,9 @@ log = logging.getLogger("lpnode")
 # How long after a segment's results a stopping orchestrator still expects its gateway to come
 # for the renditions (go-livepeer gateways fetch them at once).
 RENDITION_PICKUP_S = 5.0
+# A gateway connection idle this long has its segment's renditions: GOAWAY cannot catch a
+# download (go-livepeer gateways fetch them the moment the segment's answer arrives).
+HANDOFF_IDLE_S = 0.5
 
 
 class OrchestratorLifecycle:
@@ -32,8 +37,10 @@ class OrchestratorLifecycle:
                  read_secret: Callable[[], str] | None = None,
                  grace: timedelta = timedelta(0),
                  chain_status: Callable[[], dict[str, Any]] | None = None,
-                 currency_prices: bool = False) -> None:
+                 currency_prices: bool = False, service_port: int = 0) -> None:
         self.orch = orch
+        self._service_port = service_port
+        self._handoff: asyncio.Task[None] | None = None
         self._currency_prices = currency_prices  # a price feed is configured
         self._chain_status = chain_status
         self._role = role
@@ -47,7 +54,8 @@ class OrchestratorLifecycle:
         return {"version": __version__, "role": self._role,
                 "uptimeSeconds": round(now - self._started, 1),
                 "serviceURI": orch.service_uri, "draining": orch.draining,
-                "inFlight": orch.in_flight, "sessions": orch.pool.load,
+                "inFlight": orch.in_flight,
+                "gatewayConnections": len(self._gateway_connections()), "sessions": orch.pool.load,
                 "capacity": orch.pool.capacity,
                 "transcoders": [{"name": w.name, "address": w.address, "capacity": w.capacity,
                                  "load": w.load, "inFlight": w.in_flight, "draining": w.draining,
@@ -93,9 +101,55 @@ class OrchestratorLifecycle:
         return {"gateway": gateway or None, "price": str(spec), "previous": str(old)}
 
     async def drain(self) -> dict[str, Any]:
-        """Admin action: no new sessions; running ones go on (a load balancer moves them)."""
+        """Admin action: no new sessions; running ones go on (/ready answers 404, so a load
+        balancer sends no new connections; POST /handoff then moves the gateways it has)."""
+        if not self.orch.draining:
+            log.info("draining: no new sessions; /ready answers 404")
         self.orch.draining = True
         return self.status()
+
+    async def undrain(self) -> dict[str, Any]:
+        """Admin action: take new sessions again (the end of a maintenance)."""
+        if self.orch.closing:
+            raise ValueError("the node is stopping; it takes new sessions once restarted")
+        if self.orch.draining:
+            log.info("undrained: taking new sessions; /ready answers 200")
+        self.orch.draining = False
+        return self.status()
+
+    async def handoff(self, idleSeconds: str = str(HANDOFF_IDLE_S)) -> dict[str, Any]:  # noqa: N803 - API name
+        """Admin action, once drained and out of the load balancer's rotation: close each
+        gateway's connection at its next idle moment (HTTP/2 GOAWAY), so its next segment goes
+        through the balancer to another orchestrator. Transcoders' connections stay."""
+        if not self.orch.draining:
+            raise ValueError("hand off a drained orchestrator only: POST /drain first and wait until the "
+                             "load balancer shows it draining, or its gateways come straight back")
+        try:
+            idle = float(idleSeconds)
+        except ValueError:
+            raise ValueError(f"idleSeconds {idleSeconds!r} is not a number of seconds") from None
+        if self._handoff is None or self._handoff.done():
+            log.info("handing off %d gateway connection(s): each closes once idle for %.1fs",
+                     len(self._gateway_connections()), idle)
+            self._handoff = asyncio.create_task(self._hand_off(idle))
+            self._handoff.add_done_callback(log_failure("handoff"))
+        return self.status()
+
+    async def _hand_off(self, idle_s: float) -> None:
+        # For as long as the drain lasts: a gateway that still reaches this node (its balancer
+        # has not seen the drain yet) is moved too.
+        while self.orch.draining:
+            if sent := await closing.hand_off(self._service_port, idle_s, self._transcoder_hosts()):
+                log.info("handed off %d gateway connection(s)", sent)
+            await asyncio.sleep(0.1)
+
+    def _transcoder_hosts(self) -> set[str]:
+        return {w.address.rsplit(":", 1)[0] for w in self.orch.pool.snapshot()}
+
+    def _gateway_connections(self) -> list[closing.Connection]:
+        if not self._service_port:
+            return []
+        return closing.connections(self._service_port, self._transcoder_hosts())
 
     async def stop_drain(self, deadline_s: float) -> dict[str, Any]:
         """Before exiting: new segments are refused with 503 (gateways retry them, here once

@@ -290,7 +290,8 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
     read_secret = _secret_reader(cfg) if cfg.orch_secret else None
     secret = SharedSecret(read_secret(), cfg.orch_secret_grace.total_seconds()) if read_secret else None
     orch = Orchestrator(service_uri=uri, metrics=metrics, secret=secret,
-                        tokens=AuthTokens(load_or_create_key(Path(cfg.datadir) / "authtoken.key")),
+                        tokens=AuthTokens(load_or_create_key(Path(cfg.auth_token_key_file or
+                                                               Path(cfg.datadir) / "authtoken.key"))),
                         pricing=cfg.pricing,
                         # With -transcoder, -maxSessions is the local transcoder's capacity and
                         # remote transcoders add theirs; alone it caps the orchestrator's total.
@@ -308,9 +309,11 @@ def _orchestrator(cfg: NodeConfig, stop: asyncio.Event, gpus: list[GpuInfo]) -> 
                 **({"payments": payments.status()} if payments else {})}
     life = OrchestratorLifecycle(orch, cfg.role, secret, read_secret, cfg.orch_secret_grace,
                                  chain_status=chain_status if parts else None,
-                                 currency_prices=bool(parts and cfg.price_feed))
+                                 currency_prices=bool(parts and cfg.price_feed),
+                                 service_port=split_host_port(listen)[1])
     admin = AdminApp(life.status, metrics.registry if cfg.monitor else None, token=_admin_token(cfg),
-                     actions={"drain": life.drain, "reload": life.reload, "setPrice": life.set_price},
+                     actions={"drain": life.drain, "undrain": life.undrain, "handoff": life.handoff,
+                              "reload": life.reload, "setPrice": life.set_price},
                      refused=metrics.refused, ready=life.ready)
     # Tests and scripts that ask for port 0 read the ports from this line.
     log.info("orchestrator %s listening on %s, advertised as %s, admin on %s",

@@ -166,9 +166,9 @@ class Fleet:
         summary = json.loads(lines[-1]) if lines else {}
         return run.returncode, summary, run.stdout + run.stderr
 
-    def start_stream(self, *args: str) -> subprocess.Popen:
+    def start_stream(self, *args: str, orch_addr: str | None = None) -> subprocess.Popen:
         """A test stream running in the background while a test breaks things."""
-        return subprocess.Popen([*LPNODE, "test-stream", "-orchAddr", self.orch_addr, *args],
+        return subprocess.Popen([*LPNODE, "test-stream", "-orchAddr", orch_addr or self.orch_addr, *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 cwd=self.tmp)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from roles._ops import render
-from roles.haproxy import HaproxySettings, config_context, haproxy
+from roles.haproxy import HaproxySettings, config_context, haproxy, servers_of
 from tests.support.prepare import prepare
 
 SERVERS = [("o1", "10.0.0.11"), ("o2", "10.0.0.12")]
@@ -26,18 +26,19 @@ def checked(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_configuration_passes_haproxy_check_and_balances_every_orchestrator(tmp_path: Path) -> None:
-    text = render("haproxy.cfg.j2", **config_context(SERVERS, HaproxySettings()))
+    text = render("haproxy.cfg.j2", **config_context(servers_of(SERVERS, HaproxySettings()), HaproxySettings()))
     run = checked(tmp_path, text)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "    server o1 10.0.0.11:8935\n" in text and "    server o2 10.0.0.12:8935\n" in text
+    assert "    server o1 10.0.0.11:8935 check port 7935\n" in text
+    assert "    server o2 10.0.0.12:8935 check port 7935\n" in text
     assert "mode tcp" in text and "option httpchk GET /ready" in text and "http-check disable-on-404" in text
-    assert "check port 7935 inter 2s" in text
+    assert "default-server inter 2s fall 2 rise 2" in text
     # The runtime API is a root-only local socket: nothing on the network changes a server's state.
     assert "stats socket /run/haproxy/admin.sock mode 600 level admin" in text and "stats socket ipv4" not in text
 
 
 def test_a_broken_configuration_is_what_haproxy_check_refuses(tmp_path: Path) -> None:
-    text = render("haproxy.cfg.j2", **config_context(SERVERS, HaproxySettings()))
+    text = render("haproxy.cfg.j2", **config_context(servers_of(SERVERS, HaproxySettings()), HaproxySettings()))
     run = checked(tmp_path, text.replace("balance source", "balance nowhere"))
     assert run.returncode != 0
 

@@ -32,7 +32,20 @@ class SegmentRejected(Exception):
     @property
     def retryable(self) -> bool:
         """Worth sending again, as go-livepeer gateways do up to -maxAttempts."""
-        return self.status in (502, 503, 504) or "auth token" in str(self)
+        return self.status in (502, 503, 504) or self.needs_new_session
+
+    @property
+    def needs_new_session(self) -> bool:
+        """The session's token or ticket params are not this orchestrator's (a load balancer
+        moved the gateway to another) or have expired: ask GetOrchestrator again, as a
+        go-livepeer gateway replaces a failed session, and send the segment with the new one."""
+        text = str(self)
+        return "auth token" in text or any(s in text for s in _OTHER_ORCHESTRATORS_PARAMS)
+
+
+# Payment refusals (pm/recipient.py, go-livepeer's texts) meaning the ticket params came from
+# another orchestrator, or too long ago.
+_OTHER_ORCHESTRATORS_PARAMS = ("invalid recipientRand", "TicketParams expired", "invalid ticket recipient")
 
 
 def segment_request(info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,

@@ -135,7 +135,7 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                     error = str(exc)
                     if not exc.retryable:
                         break
-                    if "auth token" in error:
+                    if exc.needs_new_session:
                         info = await client.get_orchestrator()
                 if attempt < max_attempts:
                     report.retries += 1
