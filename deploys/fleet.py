@@ -12,6 +12,8 @@ on-chain orch.   secrets (hot keystore, its password, the RPC URL, the redeemer 
 reward           lpnode -reward as its own unit, lpnode-reward (roles/reward.py)
 redeemers        lpnode -redeemer as its own unit, lpnode-redeemer (roles/redeemer.py)
 monitoring       prometheus, alertmanager, [grafana] (with `grafana = True`, production)
+load_balancers   haproxy in front of the orchestrators (roles/haproxy.py); the orchestrators
+                 then advertise the first balancer and share the auth-token key
 
 The inventory is validated before anything is prepared, so a broken inventory changes no host.
 """
@@ -25,6 +27,7 @@ from pyinfra import host, inventory
 
 from inventory.validate import (
     GPU,
+    LOAD_BALANCERS,
     MONITORING,
     ORCHESTRATORS,
     REDEEMERS,
@@ -39,6 +42,7 @@ from roles.alertmanager import AlertmanagerSettings, alertmanager
 from roles.common import CommonSettings, common
 from roles.firewall import firewall
 from roles.grafana import GrafanaSettings, grafana
+from roles.haproxy import HaproxySettings, haproxy
 from roles.monitoring import NODE_EXPORTER_PORT, admin_tcp_ports, monitoring_tcp_ports, scrape_hosts
 from roles.node import CLI_PORT, SERVICE_PORT, Installed, NodeSettings, install_lpnode, node
 from roles.node_exporter import NodeExporterSettings, node_exporter
@@ -67,11 +71,19 @@ redeemers = [spec_of(h) for h in inventory.get_group(REDEEMERS, [])]
 is_monitoring = me.in_group(MONITORING)
 with_grafana = me.runs_grafana
 monitoring_addresses = [spec_of(h).address for h in inventory.get_group(MONITORING, [])]
+balancers = [spec_of(h) for h in inventory.get_group(LOAD_BALANCERS, [])]
+is_balancer = me.in_group(LOAD_BALANCERS)
+balancer_settings = HaproxySettings.from_data(host.name, me.data) if is_balancer else None
+# Orchestrators advertise the first balancer: gateways reach them, renditions included, through it.
+front = f"{balancers[0].address}:{HaproxySettings.from_data(balancers[0].name, balancers[0].data).port}" \
+    if balancers and is_orchestrator else None
 
 base = CommonSettings.from_data(host.name, me.data)
 common(settings=base)
 
 public_ports = [SERVICE_PORT] if is_orchestrator else []
+if balancer_settings:
+    public_ports.append(balancer_settings.port)
 reward_settings = RewardSettings.from_data(host.name, me.data) if is_reward else None
 redeemer_settings = RedeemerSettings.from_data(host.name, me.data) if is_redeemer else None
 if redeemer_settings:
@@ -84,6 +96,8 @@ if redeemer_settings:
     monitored_ports.append(redeemer_settings.cli_port)
 if is_monitoring:
     monitored_ports += monitoring_tcp_ports()
+if balancer_settings:
+    monitored_ports.append(balancer_settings.metrics_port)
 firewall(
     admin_networks=host.data.get("admin_networks", []),
     monitoring_sources=monitoring_addresses,
@@ -91,8 +105,15 @@ firewall(
     monitoring_tcp_ports=monitored_ports,
     admin_tcp_ports=admin_tcp_ports(with_grafana) if is_monitoring else [],
     ssh_port=int(host.data.get("ssh_port", 22)),
-    roles=sorted(set(host.groups) & {ORCHESTRATORS, TRANSCODERS, GPU, REWARD, REDEEMERS, MONITORING}),
+    roles=sorted(set(host.groups) & {ORCHESTRATORS, TRANSCODERS, GPU, REWARD, REDEEMERS, MONITORING, LOAD_BALANCERS}),
+    # Each balancer's health check reads the orchestrator's /ready.
+    balancer_sources=[b.address for b in balancers] if is_orchestrator else [],
+    balancer_tcp_ports=[CLI_PORT] if is_orchestrator and balancers else [],
 )
+
+if balancer_settings:
+    haproxy(servers=[(o.name, o.address) for o in map(spec_of, inventory.get_group(ORCHESTRATORS, []))],
+            settings=balancer_settings)
 
 node_exporter(settings=NodeExporterSettings.from_data(host.name, me.data))
 
@@ -141,6 +162,7 @@ if is_orchestrator or is_transcoder or holds_keystore:
         hot_keystore_allowed=on_chain,
         redeemer_token=source_from_data(data, "redeem_token", "redeemer token")
         if payments_secrets and (is_redeemer or redeemers) else None,
+        auth_key=source_from_data(data, "auth_key", "auth-token key") if front else None,
     ))
 
 nvidia_result = cast(NvidiaResult, nvidia(settings=NvidiaSettings.from_data(host.name, me.data))) \
@@ -171,6 +193,7 @@ if (is_orchestrator or is_transcoder) and node_settings and installed:
         redeemer_addr=f"{redeemers[0].address}:{RedeemerSettings.from_data(redeemers[0].name, redeemers[0].data).port}"
         if on_chain and redeemers else None,
         hot_password=source_from_data(me.data, "hot_keystore_password", "hot keystore password") is not None,
+        balancer=front,
     )
 
 if reward_settings and installed:

@@ -14,6 +14,7 @@ TRANSCODERS = "transcoders"
 REWARD = "reward"
 REDEEMERS = "redeemers"
 MONITORING = "monitoring"
+LOAD_BALANCERS = "load_balancers"
 GPU = "gpu"
 
 # (data key prefix, what it is) for the secrets every orchestrator and transcoder needs.

@@ -3,10 +3,12 @@
     lpfleet lab up
     pyinfra inventory/lab.py deploys/fleet.py
 
-Groups: orchestrators, transcoders, monitoring (redeemers when the lab has r1...), and reward
-(the first orchestrator, exactly one host). Hosts are named by their lab names (o1, t1, ...) and
-reached at their bridge addresses (10.77.0.x) as root with the lab's SSH key; host keys are
-checked against the known_hosts file `lpfleet lab up` writes.
+Groups: orchestrators, transcoders, monitoring, load_balancers (redeemers when the lab has
+r1...), and reward (the first orchestrator, exactly one host). The remote transcoders (t1, ...)
+work for the first orchestrator; every other orchestrator (o2, ...) is also in `transcoders` and
+transcodes itself, so the fleet keeps serving while any one host rolls. Hosts are named by their
+lab names (o1, t1, ...) and reached at their bridge addresses (10.77.0.x) as root with the lab's
+SSH key; host keys are checked against the known_hosts file `lpfleet lab up` writes.
 
 Lab data on every host:
     lab                 True
@@ -19,10 +21,11 @@ Lab data on every host:
                         a lab host's root is
 Transcoders also have orchestrator="o1" (the first orchestrator). The reward host (o1) also has
 keystore_path, keystore_password_file and eth_url_file (the lab chain's orchestrator account and
-URL, lab/chain.py) and reward_* settings for the lab chain (its Controller, 1 s polling). o1 is an
-on-chain orchestrator: lpnode_network and lpnode_eth_* for the lab chain, its own hot key
-(hot_keystore_path) redeeming tickets for the registered account, and a price and ticket
-settings under which lab test streams (`lpfleet lab stream`) win tickets.
+URL, lab/chain.py) and reward_* settings for the lab chain (its Controller, 1 s polling). Every
+orchestrator is on chain for the same registered account: lpnode_network and lpnode_eth_* for
+the lab chain, its own hot key (hot_keystore_path) redeeming the tickets it takes, and a price
+and ticket settings under which lab test streams (`lpfleet lab stream`) win tickets. With a
+balancer they also have auth_key_file (the lab's shared auth-token key).
 
 Monitoring hosts also have (docs/lab.md, docs/monitoring.md):
     grafana                          False: lab hosts reach only the Debian mirror
@@ -76,6 +79,7 @@ _state = _load_state()
 _hosts = _state["hosts"]
 _orchestrators = [h for h in _hosts if h["group"] == "orchestrators"]
 _first_orch = _orchestrators[0]["name"] if _orchestrators else None
+_balancers = [h for h in _hosts if h["group"] == "load_balancers"]
 
 
 def _chain() -> dict:
@@ -85,15 +89,15 @@ def _chain() -> dict:
     return chain
 
 
-def _paid_orchestrator_data() -> dict:
-    # o1 on the lab chain: its own hot key redeems the tickets gateways pay the registered
-    # (cold) account with; the reward host calls reward for that account.
+def _paid_orchestrator_data(name: str) -> dict:
+    # On the lab chain: its own hot key redeems the tickets gateways pay the registered (cold)
+    # account with; the reward host calls reward for that account.
     chain = _chain()
     return {
         "lpnode_network": chain["network"],
         "lpnode_eth_controller": chain["controller"],
         "lpnode_eth_orch_addr": chain["orchestrator"],
-        "hot_keystore_path": chain["hot_keystore_path"],
+        "hot_keystore_path": chain["hot_keys"][name]["keystore"],
         "hot_keystore_password_file": chain["keystore_password_file"],
         "eth_url_file": chain["eth_url_file"],
         # A 2 s segment of the lab stream's three renditions is about 22 million pixels: at this
@@ -129,8 +133,10 @@ def _host_data(h: dict) -> dict:
     }
     if h["group"] == "transcoders" and _first_orch:
         data["orchestrator"] = _first_orch
-    if h["name"] == _first_orch:
-        data.update(_paid_orchestrator_data())
+    if h["group"] == "orchestrators":
+        data.update(_paid_orchestrator_data(h["name"]))
+        if _balancers:
+            data["auth_key_file"] = str(_Path(_state["state_dir"]) / "secrets" / "auth_key")
     if h["group"] == "monitoring":
         data.update(_monitoring_data())
     return data
@@ -166,8 +172,11 @@ def _group(name: str) -> list[tuple[str, dict]]:
 
 
 orchestrators = _group("orchestrators")
-transcoders = _group("transcoders")
+# The orchestrators after the first transcode themselves (lpnode -orchestrator -transcoder).
+transcoders = _group("transcoders") + [(h["name"], _host_data(h)) for h in _orchestrators[1:]]
 monitoring = _group("monitoring")
+if _balancers:
+    load_balancers = _group("load_balancers")
 def _reward_data(h: dict) -> dict:
     # The lab chain (lab/chain.py) and the orchestrator's keystore on it: the keystore, its
     # password and the RPC URL must land here and on no other host.

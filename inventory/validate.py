@@ -23,6 +23,7 @@ from typing import Any
 
 from inventory.hosts import (
     GPU,
+    LOAD_BALANCERS,
     MONITORING,
     NODE_SECRETS,
     ORCHESTRATORS,
@@ -41,7 +42,7 @@ from inventory.validate_monitoring import check_monitoring
 from roles.firewall import parse_network
 from roles.settings import RoleSettings, all_models
 
-__all__ = ["GPU", "MONITORING", "ORCHESTRATORS", "REDEEMERS", "REWARD", "TRANSCODERS", "HostSpec",
+__all__ = ["GPU", "LOAD_BALANCERS", "MONITORING", "ORCHESTRATORS", "REDEEMERS", "REWARD", "TRANSCODERS", "HostSpec",
            "InventoryValidationError", "Problem", "check", "check_pyinfra_inventory", "describe",
            "from_pyinfra", "load", "spec_of", "validate"]
 
@@ -161,6 +162,41 @@ def _check_secrets(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[Pr
     return problems
 
 
+def _check_load_balancers(hosts: list[HostSpec], environ: Mapping[str, str]) -> list[Problem]:
+    """Balancers need orchestrators behind them, and those share one auth-token key."""
+    balancers = [h for h in hosts if h.in_group(LOAD_BALANCERS)]
+    if not balancers:
+        return []
+    orchestrators = [h for h in hosts if h.in_group(ORCHESTRATORS)]
+    problems = []
+    if not orchestrators:
+        problems.append(Problem(None, "the load_balancers group has hosts but the orchestrators group is empty: "
+                                      "a balancer passes gateways through to the orchestrators. Fix: add them"))
+    for h in balancers:
+        if h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS):
+            problems.append(Problem(h.name, "a load balancer takes the orchestrators' port 8935 itself, so it cannot "
+                                            "also run lpnode. Fix: give the balancer its own host"))
+        try:
+            ipaddress.ip_address(h.address)
+        except ValueError:
+            problems.append(Problem(h.name, f"load balancer address {h.address!r} is not an IP address; the "
+                                            "orchestrators' firewalls admit its health checks by address. Fix: set "
+                                            "address = \"<its IP>\" in its data"))
+    sources = set()
+    for h in orchestrators:
+        problems += check_secret(h, "auth_key", "auth-token key (shared by the orchestrators behind the balancer, "
+                                 "so a gateway moved to another keeps its session; e.g. openssl rand -hex 32)",
+                                 environ, required=True)
+        if source := secret_source(h.data, "auth_key"):
+            sources.add(source)
+    if len(sources) > 1:
+        problems.append(Problem(None, "the orchestrators behind the load balancer read their auth-token key from "
+                                      f"{len(sources)} different sources; a gateway moved from one to another would "
+                                      "lose its session. Fix: point every orchestrator at the same auth_key_file "
+                                      "(or auth_key_env)"))
+    return problems
+
+
 def _check_duplicate_addresses(hosts: list[HostSpec]) -> list[Problem]:
     seen: dict[str, list[str]] = defaultdict(list)
     for h in hosts:
@@ -206,6 +242,7 @@ def _runs(model: type[RoleSettings], h: HostSpec) -> bool:
         "prometheus": h.in_group(MONITORING),
         "alertmanager": h.in_group(MONITORING),
         "grafana": h.runs_grafana,
+        "haproxy": h.in_group(LOAD_BALANCERS),
     }
     return groups.get(model.ROLE, True)
 
@@ -235,6 +272,7 @@ def validate(hosts: Iterable[HostSpec], environ: Mapping[str, str] | None = None
     for rule in RULES:
         problems += rule(hosts)
     problems += _check_secrets(hosts, environ)
+    problems += _check_load_balancers(hosts, environ)
     problems += check_monitoring(hosts, environ)
     return problems
 

@@ -5,11 +5,13 @@ address, where it stands for the operator's RPC provider, with the lab orchestra
 `lab down` or a reboot of this machine), the reward host's keystore is made from the chain's
 test account ORCHESTRATOR_ACCOUNT (encrypted with the lab's keystore password), the RPC URL is
 written as a secret file like a provider's keyed URL would be, and the account is registered as
-a transcoder (bonded, service URI o1's 8935) unless the chain already has it. The deploy then
+a transcoder (bonded, service URI lb1's 8935, or o1's without a balancer) unless the chain
+already has it. The deploy then
 puts the keystore, its password and the URL on the reward host only (inventory/lab.py).
 
-Payments: o1's orchestrator gets its own hot key (HOT_ACCOUNT), which redeems tickets paying the
-registered account; the lab's gateway (GATEWAY_ACCOUNT, its keystore kept on this machine) has
+Payments: each orchestrator gets its own hot key (o1 HOT_ACCOUNT, o2 the next, ...), which
+redeems the tickets it takes, paying the registered account; the lab's gateway
+(GATEWAY_ACCOUNT, its keystore kept on this machine) has
 its TicketBroker deposit and reserve funded, and `stream_flags` are what a lab test stream pays
 with. Rounds here are 20 s, so tickets stay valid for TICKET_VALIDITY_ROUNDS rounds (Arbitrum
 One's 2 rounds are two days).
@@ -35,7 +37,8 @@ NETWORK = "lab"  # -network for a chain that is not a known one (with -ethContro
 # anvil's test account 0 deployed the contracts; 1 is the lab orchestrator's (its cold key).
 ORCHESTRATOR_ACCOUNT = 1
 GATEWAY_ACCOUNT = 2
-HOT_ACCOUNT = 4
+HOT_ACCOUNT = 4  # o1's hot key; o2's is 5, and so on up to anvil's last test account, 9
+LAST_ACCOUNT = 9
 GATEWAY_FUNDS_WEI = 10 * 10**18  # deposit and reserve each, topped up when the deposit falls below half
 TICKET_VALIDITY_ROUNDS = 20
 STAKE_LPT = "1000"
@@ -48,9 +51,10 @@ def chain_dir() -> Path:
     return config.state_dir() / "chain"
 
 
-def ensure(service_uri: str, log: Log = quiet_log) -> dict[str, Any]:
-    """The lab chain running, the orchestrator's keystore and the RPC URL file written, the
-    orchestrator registered. Returns the lab state's `chain` entry."""
+def ensure(service_uri: str, orchestrators: list[str], log: Log = quiet_log) -> dict[str, Any]:
+    """The lab chain running, the orchestrator's keystore, each of ``orchestrators``' hot
+    keystore and the RPC URL file written, the orchestrator registered at ``service_uri``.
+    Returns the lab state's `chain` entry."""
     from lpfleet import chain
 
     try:
@@ -60,7 +64,13 @@ def ensure(service_uri: str, log: Log = quiet_log) -> dict[str, Any]:
         raise LabError(f"the lab chain: {exc}") from None
     account = desc["accounts"][ORCHESTRATOR_ACCOUNT]
     _ensure_keystore(account, keystore_path())
-    _ensure_keystore(desc["accounts"][HOT_ACCOUNT], hot_keystore_path())
+    hot = {}
+    for n, name in enumerate(orchestrators):
+        if HOT_ACCOUNT + n > LAST_ACCOUNT:
+            raise LabError(f"{name}: the lab chain has test accounts for {LAST_ACCOUNT - HOT_ACCOUNT + 1} "
+                           "orchestrators' hot keys only")
+        _ensure_keystore(desc["accounts"][HOT_ACCOUNT + n], hot_keystore_path(name))
+        hot[name] = {"keystore": str(hot_keystore_path(name)), "account": desc["accounts"][HOT_ACCOUNT + n]["address"]}
     _ensure_keystore(desc["accounts"][GATEWAY_ACCOUNT], gateway_keystore_path())
     if not eth_url_path().exists() or eth_url_path().read_text() != desc["rpc_url"] + "\n":
         write_secret(eth_url_path(), desc["rpc_url"] + "\n")
@@ -68,7 +78,7 @@ def ensure(service_uri: str, log: Log = quiet_log) -> dict[str, Any]:
             "round_length": desc["round_length"], "block_time": desc["block_time"], "network": NETWORK,
             "orchestrator": account["address"], "eth_url_file": str(eth_url_path()),
             "keystore_path": str(keystore_path()), "keystore_password_file": str(keystore_password_path()),
-            "hot_keystore_path": str(hot_keystore_path()), "hot_account": desc["accounts"][HOT_ACCOUNT]["address"],
+            "hot_keys": hot,
             "gateway": desc["accounts"][GATEWAY_ACCOUNT]["address"],
             "gateway_keystore_path": str(gateway_keystore_path()),
             "ticket_broker": desc["contracts"]["TicketBroker"]}
@@ -223,34 +233,41 @@ def watch_rewards(rounds: int, chain_info: dict[str, Any], log: Log, timeout_per
     return ok
 
 
-def paid_stream(state: Any, args: list[str], log: Log, orchestrator: str = "o1", monitor: str = "mon1",
-                timeout: float = 180) -> int:
-    """`lpnode test-stream` through ``orchestrator`` paying as the lab's gateway, then wait until
-    every winning ticket it took is redeemed and report them. 0 when the stream succeeded and
-    each new winning ticket was redeemed on chain exactly once."""
+def paid_stream(state: Any, args: list[str], log: Log, monitor: str = "mon1", timeout: float = 180) -> int:
+    """`lpnode test-stream` through the lab's balancer (o1 without one) paying as the lab's
+    gateway, then wait until every winning ticket the orchestrators took is redeemed and report
+    them. 0 when the stream succeeded and each new winning ticket was redeemed on chain exactly
+    once."""
     import time
 
     from .ssh import ssh_run
 
     info = state.chain
-    address = state.host(orchestrator).address
+    orchestrators = [h for h in state.hosts if h.group == "orchestrators"]
+    front = next((h for h in state.hosts if h.group == "load_balancers"), orchestrators[0])
 
     def tickets() -> dict[str, int]:
-        # o1's admin port answers the monitoring hosts only (the firewall), so ask from there.
-        p = ssh_run(monitor, f"curl -sf -m 5 http://{address}:7935/status", state=state)
-        if p.returncode != 0:
-            raise LabError(f"{orchestrator}'s /status (from {monitor}): {p.stderr.strip() or p.returncode}")
-        return dict(json.loads(p.stdout)["chain"]["payments"]["tickets"])
+        # The admin ports answer the monitoring hosts only (the firewall), so ask from there.
+        total: dict[str, int] = {}
+        for h in orchestrators:
+            p = ssh_run(monitor, f"curl -sf -m 5 http://{h.address}:7935/status", state=state)
+            if p.returncode != 0:
+                raise LabError(f"{h.name}'s /status (from {monitor}): {p.stderr.strip() or p.returncode}")
+            for kind, n in json.loads(p.stdout)["chain"]["payments"]["tickets"].items():
+                total[kind] = total.get(kind, 0) + int(n)
+        return total
 
     chain = Reader(info)
     from_block, before = chain.block(), tickets()
-    stream = subprocess.run([sys.executable, "-m", "lpnode.cli", "test-stream", "-orchAddr", f"{address}:8935",
+    log(f"stream: through {front.name} ({front.address}:8935)")
+    stream = subprocess.run([sys.executable, "-m", "lpnode.cli", "test-stream", "-orchAddr", f"{front.address}:8935",
                              *stream_flags(info), *args], timeout=900)
     if stream.returncode != 0:
         return stream.returncode
     deadline = time.monotonic() + timeout
     counts = tickets()
-    log(f"tickets: o1 took {counts.get('pending', 0)} winning tickets; waiting for their params to expire "
+    log(f"tickets: the orchestrators took {counts.get('pending', 0)} winning tickets; waiting for their params "
+        "to expire "
         f"(40 blocks) and their redemption...")
     while counts.get("pending", 0) and time.monotonic() < deadline:
         time.sleep(2)
@@ -259,7 +276,8 @@ def paid_stream(state: Any, args: list[str], log: Log, orchestrator: str = "o1",
     paid = sum(int(e["args"]["faceValue"]) for e in events)
     unique = {(e["args"]["sender"], e["args"]["senderNonce"], e["args"]["recipientRand"]) for e in events}
     redeemed = counts.get("redeemed", 0) - before.get("redeemed", 0)
-    log(f"tickets: {redeemed} redeemed by o1, {len(events)} WinningTicketRedeemed on chain, "
-        f"{paid / 1e18:.4f} ETH of face value to {chain.orchestrator}; o1 now holds {counts}")
+    log(f"tickets: {redeemed} redeemed by {', '.join(h.name for h in orchestrators)}, {len(events)} "
+        f"WinningTicketRedeemed on chain, {paid / 1e18:.4f} ETH of face value to {chain.orchestrator}; "
+        f"they now hold {counts}")
     ok = not counts.get("pending", 0) and redeemed == len(events) == len(unique)
     return 0 if ok else 1

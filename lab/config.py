@@ -56,17 +56,21 @@ ROOTFS_INCLUDE = (
     "sudo",
 )
 
-DEFAULT_HOSTS = ("o1", "t1", "t2", "mon1")
-MAX_HOSTS = 8
+#: Two orchestrators behind a load balancer: the runbooks (runbooks/) roll one while the other
+#: serves. t1 and t2 work for o1; o2 transcodes itself (inventory/lab.py).
+DEFAULT_HOSTS = ("o1", "o2", "t1", "t2", "mon1", "lb1")
+MAX_HOSTS = 10
 
-# name prefix -> (inventory group, first address octet - 1): o1=.11, t1=.21, mon1=.31, r1=.41
+# name prefix -> (inventory group, first address octet - 1): o1=.11, t1=.21, mon1=.31, r1=.41,
+# lb1=.51
 KINDS = {
     "o": ("orchestrators", 10),
     "t": ("transcoders", 20),
     "mon": ("monitoring", 30),
     "r": ("redeemers", 40),
+    "lb": ("load_balancers", 50),
 }
-_NAME_RE = re.compile(r"^(o|t|mon|r)([1-9])$")
+_NAME_RE = re.compile(r"^(o|t|mon|r|lb)([1-9])$")
 
 
 class LabError(Exception):
@@ -97,7 +101,7 @@ def host_spec(name: str) -> HostSpec:
     if not m:
         raise LabError(
             f"bad lab host name {name!r}: use o1-o9 (orchestrators), t1-t9 (transcoders), "
-            "mon1-mon9 (monitoring) or r1-r9 (redeemers)"
+            "mon1-mon9 (monitoring), r1-r9 (redeemers) or lb1-lb9 (load balancers)"
         )
     group, base = KINDS[m.group(1)]
     return HostSpec(name=name, group=group, address=f"10.77.0.{base + int(m.group(2))}")

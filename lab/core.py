@@ -100,7 +100,7 @@ def up(
 
     hosts/extra given: the lab becomes exactly those hosts (default hosts plus `extra` more
     transcoders when only extra is given); hosts not named are powered off and removed.
-    Neither given: the hosts of the running lab, or the default o1,t1,t2,mon1 if none.
+    Neither given: the hosts of the running lab, or the default o1,o2,t1,t2,mon1,lb1 if none.
     Missing hosts are built and booted, powered-off ones booted, cut links restored; running
     hosts are left alone. Returns when every host answers SSH and has finished booting."""
     require_root_and_tools(TOOLS)
@@ -119,10 +119,12 @@ def up(
         key = ssh.ensure_key()
         pubkey = key.with_suffix(".pub").read_text()
         ensure_secrets()
-        # The chain stands for the operator's RPC provider; the first orchestrator is registered
-        # on it, at its service address.
+        # The chain stands for the operator's RPC provider; the orchestrator is registered on it
+        # at the balancer's address (gateways reach every orchestrator through it), else o1's.
         orchestrators = [s for s in specs if s.group == "orchestrators"]
-        chain = lab_chain.ensure(f"https://{orchestrators[0].address}:{SERVICE_PORT}", log) if orchestrators else {}
+        front = next((s for s in specs if s.group == "load_balancers"), orchestrators[0] if orchestrators else None)
+        chain = lab_chain.ensure(f"https://{front.address}:{SERVICE_PORT}", [s.name for s in orchestrators],
+                                 log) if orchestrators and front else {}
 
         # Hosts no longer wanted.
         removed = []

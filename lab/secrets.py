@@ -33,9 +33,14 @@ def keystore_path() -> Path:
     return secrets_dir() / "keystore.json"
 
 
-def hot_keystore_path() -> Path:
-    """The lab orchestrator's own hot key: it redeems tickets for the registered (cold) account."""
-    return secrets_dir() / "hot-keystore.json"
+def hot_keystore_path(orchestrator: str = "o1") -> Path:
+    """A lab orchestrator's own hot key: it redeems tickets for the registered (cold) account."""
+    return secrets_dir() / ("hot-keystore.json" if orchestrator == "o1" else f"hot-keystore-{orchestrator}.json")
+
+
+def auth_key_path() -> Path:
+    """The key the orchestrators behind the lab's balancer sign gateways' sessions with."""
+    return secrets_dir() / "auth_key"
 
 
 def gateway_keystore_path() -> Path:
@@ -64,5 +69,7 @@ def ensure_secrets() -> None:
         write_secret(admin_token_path(), secrets.token_urlsafe(32) + "\n")
     if not alert_receiver_token_path().exists():
         write_secret(alert_receiver_token_path(), secrets.token_urlsafe(32) + "\n")
+    if not auth_key_path().exists():
+        write_secret(auth_key_path(), secrets.token_hex(32) + "\n")
     if not keystore_password_path().exists():
         write_secret(keystore_password_path(), secrets.token_urlsafe(24) + "\n")

@@ -42,10 +42,13 @@ def ruleset_context(
     monitoring_tcp_ports: Iterable[int] = (),
     admin_tcp_ports: Iterable[int] = (),
     ssh_port: int = 22,
+    balancer_sources: Iterable[Network] = (),
+    balancer_tcp_ports: Iterable[int] = (),
 ) -> dict:
     """The template variables for templates/nftables.conf.j2."""
     admin = list(admin_networks)
     monitoring = list(monitoring_sources)
+    balancers = list(balancer_sources)
 
     def by_version(networks: list[Network], version: int) -> list[str]:
         same = [n for n in networks if n.version == version]
@@ -62,6 +65,9 @@ def ruleset_context(
         "public_tcp_ports": sorted(set(public_tcp_ports)),
         "monitoring_tcp_ports": sorted(set(monitoring_tcp_ports) - set(public_tcp_ports)),
         "admin_tcp_ports": sorted(set(admin_tcp_ports) - set(public_tcp_ports)),
+        "balancers_v4": by_version(balancers, 4),
+        "balancers_v6": by_version(balancers, 6),
+        "balancer_tcp_ports": sorted(set(balancer_tcp_ports) - set(public_tcp_ports)) if balancers else [],
         "ssh_port": ssh_port,
     }
 
@@ -106,6 +112,8 @@ def firewall(
     admin_tcp_ports: list[int] | tuple[int, ...] = (),
     ssh_port: int = 22,
     roles: list[str] | tuple[str, ...] = (),
+    balancer_sources: list[str] | tuple[str, ...] = (),
+    balancer_tcp_ports: list[int] | tuple[int, ...] = (),
 ) -> None:
     """Default-drop inbound firewall.
 
@@ -116,10 +124,13 @@ def firewall(
     + admin_tcp_ports: services for operators on this host (later: Grafana on the monitoring host)
     + ssh_port: the port sshd listens on
     + roles: this host's roles, written into the ruleset's header for the reader
+    + balancer_sources: the load balancers' addresses, allowed on ``balancer_tcp_ports``
+    + balancer_tcp_ports: what a balancer's health check reads (an orchestrator's 7935 /ready)
     """
     try:
         admin = parse_networks(admin_networks, "admin_networks")
         monitoring = parse_networks(monitoring_sources, "monitoring host address")
+        balancers = parse_networks(balancer_sources, "load balancer address")
     except ValueError as exc:
         raise DeployError(f"{host.name}: {exc}") from None
     if not admin:
@@ -144,6 +155,8 @@ def firewall(
             monitoring_tcp_ports=monitoring_tcp_ports,
             admin_tcp_ports=admin_tcp_ports,
             ssh_port=ssh_port,
+            balancer_sources=balancers,
+            balancer_tcp_ports=balancer_tcp_ports,
         ),
     )
     # nftables.service loads /etc/nftables.conf at boot and on reload.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from roles.haproxy import METRICS_PORT as HAPROXY_PORT
 from roles.redeemer import CLI_PORT as REDEEMER_PORT
 from roles.reward import CLI_PORT as REWARD_PORT
 
@@ -61,5 +62,7 @@ def scrape_hosts(specs: Iterable[Any]) -> list[dict[str, Any]]:
             entry["reward_port"] = int(spec.data.get("reward_cli_port", REWARD_PORT))
         if "redeemers" in spec.groups:
             entry["redeemer_port"] = int(spec.data.get("redeemer_cli_port", REDEEMER_PORT))
+        if "load_balancers" in spec.groups:
+            entry["haproxy_port"] = int(spec.data.get("haproxy_metrics_port", HAPROXY_PORT))
         hosts.append(entry)
     return hosts

@@ -20,6 +20,7 @@ from roles._ops import jinja_options, sync_directory, template_path, validated_t
 from roles.common import CommonSettings
 from roles.secrets import (
     ADMIN_TOKEN_PATH,
+    AUTH_KEY_PATH,
     CONFIG_DIR,
     ETH_URL_PATH,
     HOT_KEYSTORE_FILE,
@@ -76,6 +77,7 @@ def config_flags(
     tls: bool = True,
     redeemer_addr: str | None = None,
     hot_password: bool = True,
+    balancer: str | None = None,
 ) -> list[tuple[str, str | int | bool]]:
     """The (flag, value) lines of lpnode's config file; ``True`` is a bare boolean flag."""
     s = settings or NodeSettings()
@@ -85,13 +87,17 @@ def config_flags(
     if "orchestrator" in role:
         flags += [
             ("orchestrator", True),
-            ("serviceAddr", f"{address}:{s.service_port}"),
+            # Behind a load balancer gateways reach it, renditions included, through the balancer.
+            ("serviceAddr", balancer or f"{address}:{s.service_port}"),
             ("httpAddr", f"0.0.0.0:{s.service_port}"),
             ("pricePerUnit", s.price_per_unit),
             ("pixelsPerUnit", s.pixels_per_unit),
         ]
         if tls:
             flags += [("tlsCertFile", TLS_CERT_PATH), ("tlsKeyFile", TLS_KEY_PATH)]
+        if balancer:
+            # The orchestrators behind one balancer accept each other's sessions.
+            flags.append(("authTokenKeyFile", AUTH_KEY_PATH))
     if "transcoder" in role:
         flags.append(("transcoder", True))
         if role == "transcoder":
@@ -330,6 +336,7 @@ def node(
     installed: Installed | None = None,
     redeemer_addr: str | None = None,
     hot_password: bool = True,
+    balancer: str | None = None,
 ) -> None:
     """Run lpnode under systemd (installing it first unless ``installed`` says it was).
 
@@ -347,6 +354,8 @@ def node(
       services too)
     + redeemer_addr: on chain: the separate redeemer's ``host:port`` (the redeemers group)
     + hot_password: on chain: the hot keystore has a password file
+    + balancer: orchestrator behind a load balancer: its ``host:port``, which the orchestrator
+      advertises; the secrets role put the shared auth-token key in place
     """
     s = settings or NodeSettings()
     # Only an orchestrator reloads its secret on SIGHUP; a transcoder restarts to pick it up.
@@ -356,7 +365,7 @@ def node(
 
     flags = config_flags(role=role, address=address, settings=s, orch_addr=orch_addr, host_name=host.name,
                          transcoder_name=f"{host.name}:{s.cli_port}", tls=tls, redeemer_addr=redeemer_addr,
-                         hot_password=hot_password)
+                         hot_password=hot_password, balancer=balancer)
     config, unit = service_files(what="lpnode", role=role, config_path=CONFIG_PATH, unit_path=UNIT_PATH,
                                  flags=flags, service_user=service_user, restart_sec=s.restart_sec,
                                  gpu=bool(s.gpus), reloadable=reloadable)

@@ -41,6 +41,8 @@ HOT_KEYSTORE_FILE = f"{HOT_KEYSTORE_DIR}/keystore.json"
 HOT_KEYSTORE_PASSWORD_PATH = f"{HOT_KEYSTORE_DIR}/password"
 # Shared by the orchestrators and their separate redeemer (-redeemerTokenFile).
 REDEEMER_TOKEN_PATH = f"{CONFIG_DIR}/redeemerToken"
+# Signs gateways' session tokens; orchestrators behind one load balancer share it.
+AUTH_KEY_PATH = f"{CONFIG_DIR}/authTokenKey"
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,8 @@ class SecretsResult:
     """What the secrets role changes, for the node role to reload on."""
 
     will_change: bool
-    # The TLS pair (orchestrator) or the pinned certificate (transcoder) changed: lpnode reads
-    # them at start only, so it must restart.
+    # The TLS pair or the auth-token key (orchestrator) or the pinned certificate (transcoder)
+    # changed: lpnode reads them at start only, so it must restart.
     tls_changed: bool = False
     # The keystore, its password or the RPC URL changed: the reward service restarts.
     chain_changed: bool = False
@@ -163,6 +165,7 @@ def secrets(
     hot_keystore_password: SecretSource | None = None,
     hot_keystore_allowed: bool = False,
     redeemer_token: SecretSource | None = None,
+    auth_key: SecretSource | None = None,
 ) -> SecretsResult:
     """Put this host's secrets in /etc/lpnode.
 
@@ -182,6 +185,8 @@ def secrets(
       -> /etc/lpnode/hot-keystore/
     + hot_keystore_allowed: true only on on-chain orchestrators
     + redeemer_token: shared by orchestrators and their redeemer -> /etc/lpnode/redeemerToken
+    + auth_key: the key signing gateways' session tokens, shared by the orchestrators behind one
+      load balancer -> /etc/lpnode/authTokenKey
     """
     if keystore and not keystore_allowed:
         raise DeployError(
@@ -241,6 +246,12 @@ def secrets(
         tls_ops.append(secret_file(
             name=f"TLS key -> {TLS_KEY_PATH} (from {tls_key.describe()})",
             source=tls_key, dest=TLS_KEY_PATH, user=service_user, group=service_user, text=False,
+        ))
+    if auth_key:
+        # Read at start only, like the TLS pair.
+        tls_ops.append(secret_file(
+            name=f"auth-token key -> {AUTH_KEY_PATH} (from {auth_key.describe()})",
+            source=auth_key, dest=AUTH_KEY_PATH, user=service_user, group=service_user,
         ))
     return SecretsResult(will_change=any(op.will_change for op in ops),
                          tls_changed=any(op.will_change for op in tls_ops),
