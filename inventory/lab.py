@@ -48,6 +48,7 @@ import json as _json
 import os as _os
 from pathlib import Path as _Path
 
+from lab.chain import stream_flags as _lab_stream_flags
 from lab.config import ALERT_RECEIVER_PORT as _RECEIVER_PORT
 
 _STATE_FILE = _Path(_os.environ.get("LPFLEET_LAB_DIR") or "/var/lib/lpfleet-lab") / "state.json"
@@ -109,6 +110,11 @@ def _paid_orchestrator_data(name: str) -> dict:
     }
 
 
+def _stream_flags() -> list[str]:
+    chain = _state.get("chain") or {}
+    return _lab_stream_flags(chain) if chain else []
+
+
 def _host_data(h: dict) -> dict:
     data = {
         # pyinfra's @ssh connector
@@ -130,6 +136,8 @@ def _host_data(h: dict) -> dict:
         # A lab host's root filesystem is an overlay, which the node exporter leaves out by
         # default (its list of types to skip, minus overlay): without it no disk metrics.
         "node_exporter_extra_args": [_NODE_EXPORTER_FS_TYPES],
+        # The runbooks' check stream pays as the lab's gateway (its keystore stays here).
+        "runbook_stream_flags": _stream_flags(),
     }
     if h["group"] == "transcoders" and _first_orch:
         data["orchestrator"] = _first_orch

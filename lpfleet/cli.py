@@ -7,6 +7,8 @@
     lpfleet lab rewards [--rounds N]
     lpfleet lab stream [-- TEST-STREAM FLAGS...]
     lpfleet lab stop HOST [--hard] | start HOST | cut HOST | restore HOST
+    lpfleet runbook list
+    lpfleet runbook NAME -i INVENTORY [--limit HOSTS] [--dry] [--yes] [--resume] [options]
 
 Each top-level command group registers itself in COMMANDS; more groups (deploy, runbook, ...)
 plug in the same way.
@@ -255,10 +257,56 @@ def _add_chain(sub: argparse._SubParsersAction) -> None:
     cmd("status", _cmd_chain_status, "the running chain's description (JSON)")
 
 
+def _cmd_runbook_list(args: argparse.Namespace) -> int:
+    from runbooks import RUNBOOKS
+
+    for name, module in RUNBOOKS.items():
+        print(f"{name:<22} {module.SUMMARY}")
+    return 0
+
+
+def _cmd_runbook_run(args: argparse.Namespace) -> int:
+    from lpfleet.remote import opened
+    from lpfleet.runner import run_plan
+    from runbooks import RUNBOOKS
+    from runbooks._steps import Run
+
+    module = RUNBOOKS[args.runbook]
+    limit = [h.strip() for h in args.limit.split(",") if h.strip()] if args.limit else None
+    with opened(args.inventory) as fleet:
+        unknown = [h for h in limit or [] if h not in fleet.hosts]
+        if unknown:
+            print(f"lpfleet: --limit names hosts not in {args.inventory}: {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        plan = module.plan(Run(fleet), limit, args)
+        return run_plan(fleet, plan, yes=args.yes, dry=args.dry, resume=args.resume)
+
+
+def _add_runbook(sub: argparse._SubParsersAction) -> None:
+    from runbooks import RUNBOOKS
+
+    p = sub.add_parser("runbook", help="on-call runbooks against an inventory (runbooks/)",
+                       description="Run an on-call runbook against the fleet of an inventory: its plan is "
+                                   "printed first and confirmed, one fleet-wide lock is held, every step is "
+                                   "journaled, and the first failure stops the run (--resume continues).")
+    rsub = p.add_subparsers(dest="runbook", metavar="RUNBOOK", required=True)
+    rsub.add_parser("list", help="the runbooks, one line each").set_defaults(func=_cmd_runbook_list)
+    for name, module in RUNBOOKS.items():
+        c = rsub.add_parser(name, help=module.SUMMARY, description=(module.__doc__ or "").strip())
+        c.add_argument("-i", "--inventory", required=True, help="the inventory file the deploy uses")
+        c.add_argument("--limit", help="only these hosts (comma-separated inventory names)")
+        c.add_argument("--dry", action="store_true", help="print the plan and stop")
+        c.add_argument("--yes", action="store_true", help="do not ask before running")
+        c.add_argument("--resume", action="store_true", help="continue the last run from the step that failed")
+        module.arguments(c)
+        c.set_defaults(func=_cmd_runbook_run)
+
+
 #: Top-level command groups: name -> function adding its subparser.
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "lab": _add_lab,
     "chain": _add_chain,
+    "runbook": _add_runbook,
 }
 
 
@@ -280,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         from lab.config import LabError
         from lpfleet.chain import ChainError
 
-        if isinstance(e, (LabError, ChainError)):
+        from lpfleet.runbook import StepFailed
+
+        if isinstance(e, (LabError, ChainError, StepFailed)):
             print(f"lpfleet: {e}", file=sys.stderr)
             return 1
         raise

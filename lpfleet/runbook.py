@@ -122,13 +122,21 @@ class Journal:
     path: Path
     clock: Callable[[], float] = time.time
     run_id: str = ""
-    _events: list[dict[str, Any]] = field(default_factory=list)
+    # Also gets every line (the copy on the lock host); best effort: the local file is the record.
+    mirror: Callable[[str], None] | None = None
+    mirror_errors: list[str] = field(default_factory=list)
 
     def record(self, event: str, **fields: Any) -> None:
         entry = {"time": self.clock(), "run": self.run_id, "event": event, **fields}
+        line = json.dumps(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write(line + "\n")
+        if self.mirror is not None:
+            try:
+                self.mirror(line)
+            except Exception as exc:  # noqa: BLE001 - the copy must never stop the run
+                self.mirror_errors.append(str(exc))
 
     def entries(self) -> list[dict[str, Any]]:
         try:
@@ -184,10 +192,11 @@ def execute(plan: Plan, journal: Journal, lock: Lock, who: str, *, confirm: Call
             started = journal.clock()
             try:
                 seen = step.action()
-            except StepFailed as exc:
-                journal.record("step", step=step.id, host=step.host, result="failed", error=str(exc),
+            except Exception as exc:  # noqa: BLE001 - whatever stopped it, the journal says so
+                error = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+                journal.record("step", step=step.id, host=step.host, result="failed", error=error,
                                seconds=round(journal.clock() - started, 3))
-                out(f"[{n}/{len(steps)}] FAILED: {exc}\nthe run stopped here; fix the cause, then run it again "
+                out(f"[{n}/{len(steps)}] FAILED: {error}\nthe run stopped here; fix the cause, then run it again "
                     f"with --resume to continue from this step")
                 return 1
             journal.record("step", step=step.id, host=step.host, result="ok", seen=seen,

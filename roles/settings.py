@@ -189,9 +189,10 @@ def all_models() -> list[type[RoleSettings]]:
     from roles.prometheus import PrometheusSettings
     from roles.redeemer import RedeemerSettings
     from roles.reward import RewardSettings
+    from runbooks.settings import RunbookSettings  # not a role, but read from the same inventory
 
     return [CommonSettings, NodeSettings, RewardSettings, RedeemerSettings, NvidiaSettings, NodeExporterSettings,
-            PrometheusSettings, AlertmanagerSettings, GrafanaSettings, HaproxySettings]
+            PrometheusSettings, AlertmanagerSettings, GrafanaSettings, HaproxySettings, RunbookSettings]
 
 
 if __name__ == "__main__":

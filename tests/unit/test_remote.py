@@ -94,3 +94,13 @@ def test_ending_a_session_sends_go_livepeers_teardown():
     r.end_session("s9")
     message = r.outbox.get_nowait()
     assert message.url == "" and message.segData.auth_token.session_id == "s9"
+
+
+def test_a_transcoder_fetches_sources_where_it_dialed_not_at_the_advertised_balancer():
+    from lpnode.transcoder.worker import source_url
+
+    # The orchestrator advertises its balancer (10.0.0.50); the transcoder dialed it directly.
+    assert source_url("https://10.0.0.50:8935/stream/s1/source/3-7.ts", "10.0.0.11:8935") == \
+        "https://10.0.0.11:8935/stream/s1/source/3-7.ts"
+    # A source somewhere else (an object store) is fetched where it is.
+    assert source_url("https://bucket.example/seg/3.ts", "10.0.0.11:8935") == "https://bucket.example/seg/3.ts"

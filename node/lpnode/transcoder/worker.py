@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -37,6 +38,15 @@ HEARTBEAT_EVERY_S = 1.0
 # Missed heartbeats in a row before the orchestrator counts as gone (reconnect).
 HEARTBEAT_MISSES = 3
 
+
+
+def source_url(url: str, orchestrator: str) -> str:
+    """Where to fetch a segment's source: a URL on the orchestrator's own segment store
+    (/stream/...) is fetched from the address this transcoder dialed, as the results are posted
+    there. The URL names the orchestrator's advertised address, which behind a load balancer
+    is the balancer's, and it could hand the request to another orchestrator."""
+    parts = urlsplit(url)
+    return f"https://{orchestrator}{parts.path}" if parts.path.startswith("/stream/") else url
 
 @dataclass
 class OrchestratorLink:
@@ -223,7 +233,8 @@ class TranscoderNode:
         try:
             try:
                 profiles = segment_profiles(notify.segData)
-                source = (await _with_retries(lambda: http.get(notify.url))).raise_for_status().content
+                url = source_url(notify.url, link.address)
+                source = (await _with_retries(lambda: http.get(url))).raise_for_status().content
                 out = await self._runner.transcode(source, profiles)
             except (TranscodeError, ValueError, httpx.HTTPError) as exc:
                 log.error("taskId=%d failed: %s", notify.taskId, exc)

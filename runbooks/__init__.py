@@ -1,0 +1,12 @@
+"""The on-call runbooks, one module each, run by `lpfleet runbook NAME -i INVENTORY`. Each
+module has NAME, SUMMARY (one line for `lpfleet runbook list`), ``arguments(parser)`` for its
+own options and ``plan(run, limit, args)``, which returns the Plan the engine shows, confirms
+and runs (lpfleet/runbook.py). Each has its page for the on-call reader beside it (NAME.md)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from runbooks import drain, rolling_update, undrain
+
+RUNBOOKS: dict[str, ModuleType] = {m.NAME: m for m in (rolling_update, drain, undrain)}
