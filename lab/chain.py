@@ -12,8 +12,9 @@ puts the keystore, its password and the URL on the reward host only (inventory/l
 Payments: each orchestrator gets its own hot key (o1 HOT_ACCOUNT, o2 the next, ...), which
 redeems the tickets it takes, paying the registered account; the lab's gateway
 (GATEWAY_ACCOUNT, its keystore kept on this machine) has its TicketBroker deposit and reserve
-funded, and `stream_flags` are what a lab test stream (and a runbook's check stream) pays with. Rounds here are 20 s, so tickets stay valid for TICKET_VALIDITY_ROUNDS rounds (Arbitrum
-One's 2 rounds are two days).
+funded, and `stream_flags` are what a lab test stream (and a runbook's check stream) pays with.
+Rounds here are 20 s, so tickets stay valid for TICKET_VALIDITY_ROUNDS rounds (Arbitrum One's 2
+rounds are two days).
 """
 
 from __future__ import annotations

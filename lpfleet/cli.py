@@ -327,7 +327,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # LabError and friends: a message, not a traceback
         from lab.config import LabError
         from lpfleet.chain import ChainError
-
         from lpfleet.runbook import StepFailed
 
         if isinstance(e, (LabError, ChainError, StepFailed)):

@@ -51,6 +51,12 @@ def _registered(run: Run, transcoder: str) -> dict | None:
     return next((t for t in run.fleet.status(orchestrator)["transcoders"] if t["name"] == name), None)
 
 
+def _rotation_is(send: haproxy.Send, server: str, wanted: bool) -> bool:
+    """Whether the balancer has ``server`` in rotation (UP, not merely going up) as ``wanted``."""
+    state = haproxy.servers(send)[server]
+    return state.status == "UP" if wanted else not state.in_rotation
+
+
 # ------------------------------------------------------------------ actions
 
 
@@ -72,7 +78,8 @@ def drain_transcoder(run: Run, name: str) -> str:
     run.pids[name] = fleet.main_pid(name, SERVICE)
     fleet.act(name, "drain")
     wait_for(lambda: fleet.status(name)["inFlight"] == 0 and _registered(run, name) is None,
-             run.settings(name).drain_timeout, f"{name}: work in flight reaching 0 and deregistered from {orchestrator}")
+             run.settings(name).drain_timeout,
+             f"{name}: work in flight reaching 0 and deregistered from {orchestrator}")
     return f"in flight 0, deregistered from {orchestrator} after {_timed(started)}"
 
 
@@ -84,8 +91,7 @@ def out_of_rotation(run: Run, name: str) -> str:
     run.pids[name] = fleet.main_pid(name, SERVICE)
     fleet.act(name, "drain")
     for lb in fleet.balancers:
-        send = fleet.haproxy(lb.name)
-        wait_for(lambda send=send: not haproxy.servers(send)[name].in_rotation, run.settings(name).drain_timeout,
+        wait_for(partial(_rotation_is, fleet.haproxy(lb.name), name, False), run.settings(name).drain_timeout,
                  f"{lb.name}: {name} out of rotation")
     where = ", ".join(lb.name for lb in fleet.balancers) or "no balancer"
     return f"draining; out of rotation at {where} after {_timed(started)}"
@@ -149,8 +155,7 @@ def orchestrator_back(run: Run, name: str) -> str:
     status = wait_for(lambda: (s := fleet.status(name))["capacity"] >= want and not s["draining"] and s,
                       timeout, f"{name}: taking sessions with capacity {want}")
     for lb in fleet.balancers:
-        send = fleet.haproxy(lb.name)
-        wait_for(lambda send=send: haproxy.servers(send)[name].status == "UP", timeout,
+        wait_for(partial(_rotation_is, fleet.haproxy(lb.name), name, True), timeout,
                  f"{lb.name}: {name} back in rotation (UP)")
     return (f"capacity {status['capacity']} from {len(status['transcoders'])} transcoder(s), in rotation at "
             f"{', '.join(lb.name for lb in fleet.balancers) or 'no balancer'} after {_timed(started)}")
@@ -226,8 +231,8 @@ def orchestrator_roll(run: Run, o: HostSpec, with_changes: bool = True) -> list[
     return steps + [
         Step(f"{o.name}:out", f"{o.name}: drain, out of the balancer ({lbs})", partial(out_of_rotation, run, o.name),
              o.name, "its /ready 404 and each balancer showing it out of rotation"),
-        Step(f"{o.name}:handoff", f"{o.name}: hand its gateways to the other orchestrators", partial(hand_off, run, o.name),
-             o.name, "its gateway connections and in-flight count 0"),
+        Step(f"{o.name}:handoff", f"{o.name}: hand its gateways to the other orchestrators",
+             partial(hand_off, run, o.name), o.name, "its gateway connections and in-flight count 0"),
         Step(f"{o.name}:update", f"{o.name}: deploy (pyinfra --limit {o.name})", partial(update, run, o.name, False),
              o.name, "lpnode's MainPID changed (with --restart)"),
         Step(f"{o.name}:back", f"{o.name}: back in rotation", partial(orchestrator_back, run, o.name), o.name,

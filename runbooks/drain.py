@@ -22,6 +22,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 def plan(run: Run, limit: list[str] | None, args: argparse.Namespace) -> Plan:
     h = known_host(run.fleet, args.host)
+    steps: tuple[Step, ...]
     if h.in_group(ORCHESTRATORS):
         steps = (Step(f"{h.name}:out", f"{h.name}: drain, out of the balancer", partial(out_of_rotation, run, h.name),
                       h.name, "each balancer showing it out of rotation"),

@@ -130,6 +130,29 @@ def test_a_paid_segment_is_credited_and_its_pixels_charged_at_the_first_price(se
     assert accepted2.price == 1000
 
 
+def test_a_gateway_moved_to_another_orchestrator_pays_it_afresh(setup, tmp_path: Path) -> None:
+    """Two orchestrators behind one balancer advertise the same address; a stream credited at
+    one holds nothing at the other, which refuses it until the gateway starts a new session."""
+    payments, watch, queue, pricing = setup
+    from lpnode.pm.ticket import RecipientRandKey
+    other = Payments(Recipient(ORCH, RecipientRandKey(tmp_path / "o2"), "lpfleet-local", ticket_ev=EV),
+                     watch, queue, pricing, clock=Clock())  # type: ignore[arg-type]
+    gateway = PaymentSender(GATEWAY_KEY)
+    pixels = estimated_pixels(PROFILES, 2000)
+    info = quoted(payments, gateway)
+    seg = segment()
+    payments.accept(paid(gateway, info, seg, pixels), seg, PROFILES)
+    # Credit left over (a ticket's EV rounds the payment up): the next segment sends none.
+    seg1 = segment(1)
+    header = paid(gateway, info, seg1, 1)
+    assert decode_payment(header).ticket_sender_params == []
+    with pytest.raises(PaymentRefused, match=INSUFFICIENT_BALANCE):
+        other.accept(header, seg1, PROFILES)
+    gateway.new_session(info.transcoder, "stream-1")
+    fresh = quoted(other, gateway)
+    assert other.accept(paid(gateway, fresh, seg1, pixels), seg1, PROFILES).price == 1000
+
+
 def test_no_payment_no_transcoding_and_price_zero_needs_none(setup) -> None:
     payments, _, _, price = setup
     gateway = PaymentSender(GATEWAY_KEY)

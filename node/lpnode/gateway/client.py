@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
-import grpc
 import httpx
+from google.protobuf.message import Message
 
 from lpnode.core import capabilities as caps
 from lpnode.hashing import keccak256
@@ -43,9 +44,11 @@ class SegmentRejected(Exception):
         return "auth token" in text or any(s in text for s in _OTHER_ORCHESTRATORS_PARAMS)
 
 
-# Payment refusals (pm/recipient.py, go-livepeer's texts) meaning the ticket params came from
-# another orchestrator, or too long ago.
-_OTHER_ORCHESTRATORS_PARAMS = ("invalid recipientRand", "TicketParams expired", "invalid ticket recipient")
+# Payment refusals (pm/recipient.py, pm/payments.py; go-livepeer's texts) meaning the ticket
+# params came from another orchestrator or too long ago, or that this orchestrator holds no
+# credit for the stream (another one behind the same balancer has it).
+_OTHER_ORCHESTRATORS_PARAMS = ("invalid recipientRand", "TicketParams expired", "invalid ticket recipient",
+                               "Insufficient balance")
 
 
 def segment_request(info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
@@ -90,26 +93,31 @@ class GatewayClient:
         self.orch_addr = orch_addr
         self.payer = payer
         self._timeout = timeout_s
-        self._channel: grpc.aio.Channel | None = None
         self._http = httpx.AsyncClient(http2=True, verify=False, timeout=timeout_s)
 
     async def __aenter__(self) -> GatewayClient:
-        self._channel = await secure_channel(self.orch_addr)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._channel is not None:
-            await self._channel.close()
         await self._http.aclose()
 
+    async def _call(self, method: str, request: Message) -> Any:
+        # A connection per call, as go-livepeer's gateway dials one per GetOrchestrator: behind a
+        # load balancer the next call may reach another orchestrator, with another certificate
+        # (grpcio cannot skip verification, so each channel pins what its server presents).
+        channel = await secure_channel(self.orch_addr)
+        try:
+            return await getattr(rpc.OrchestratorStub(channel), method)(request, timeout=self._timeout)
+        finally:
+            await channel.close()
+
     async def get_orchestrator(self) -> pb.OrchestratorInfo:
-        assert self._channel is not None, "use GatewayClient as an async context manager"
         request = pb.OrchestratorRequest(capabilities=caps.to_net(
             {caps.H264, caps.MPEGTS, caps.AUTH_TOKEN}))
         if self.payer is not None:
             request = self.payer.request(request)
-        return await rpc.OrchestratorStub(self._channel).GetOrchestrator(
-            request, timeout=self._timeout)
+        info: pb.OrchestratorInfo = await self._call("GetOrchestrator", request)
+        return info
 
     async def submit(self, info: pb.OrchestratorInfo, manifest_id: str, seq: int, data: bytes,
                      profiles: Sequence[VideoProfile], duration_ms: int) -> pb.TranscodeResult:
@@ -131,6 +139,4 @@ class GatewayClient:
         return (await self._http.get(url)).raise_for_status().content
 
     async def end_session(self, token: pb.AuthToken) -> None:
-        assert self._channel is not None
-        await rpc.OrchestratorStub(self._channel).EndTranscodingSession(
-            pb.EndTranscodingSessionRequest(auth_token=token), timeout=self._timeout)
+        await self._call("EndTranscodingSession", pb.EndTranscodingSessionRequest(auth_token=token))

@@ -24,6 +24,7 @@ import httpx
 
 from lpnode.eth.units import eth
 from lpnode.gateway.client import GatewayClient, SegmentRejected
+from lpnode.net import lp_rpc_pb2 as pb
 from lpnode.pm.sender import PaymentSender
 from lpnode.transcode.engine import output_size, probe_rendition
 from lpnode.transcode.profiles import VideoProfile, parse_profiles
@@ -108,7 +109,8 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                      profiles: list[VideoProfile], max_attempts: int, report: Report,
                      verbose: bool, realtime: bool = False) -> None:
     async with GatewayClient(addr, payer=report.payer) as client:
-        info = await client.get_orchestrator()
+        # None: ask GetOrchestrator first (the start, or a session the orchestrator refused).
+        info: pb.OrchestratorInfo | None = None
         manifest = f"teststream-{stream_no}-{int(time.time())}"
         live_start = time.monotonic()
         for seq in range(count):
@@ -121,6 +123,8 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
             result, error, renditions, latency = None, "", [], 0.0
             for attempt in range(1, max_attempts + 1):
                 try:
+                    if info is None:
+                        info = await client.get_orchestrator()
                     result = await client.submit(info, manifest, seq, src.data, profiles, src.duration_ms)
                     latency = (time.perf_counter() - started) * 1000
                     if result.info.HasField("ticket_params"):
@@ -136,7 +140,10 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                     if not exc.retryable:
                         break
                     if exc.needs_new_session:
-                        info = await client.get_orchestrator()
+                        # A new session starts with no credit, on both sides.
+                        if report.payer is not None and info is not None:
+                            report.payer.new_session(info.transcoder, manifest)
+                        info = None
                 if attempt < max_attempts:
                     report.retries += 1
                     # An orchestrator restart takes a few seconds: back off up to 4 s.

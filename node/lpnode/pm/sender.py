@@ -53,6 +53,12 @@ class PaymentSender:
         self._sessions: dict[bytes, _Session] = {}
         self.sent = Sent()
 
+    def new_session(self, transcoder: str, manifest_id: str) -> None:
+        """Forget the stream's credit at ``transcoder``: its session was replaced (the
+        orchestrator now serving it holds none), as go-livepeer's gateway starts a new
+        session's balance from zero."""
+        self.sent.credit.pop((transcoder, manifest_id.encode().hex()), None)
+
     def request(self, req: pb.OrchestratorRequest) -> pb.OrchestratorRequest:
         """Sign an OrchestratorRequest as this gateway."""
         req.address = self.address
