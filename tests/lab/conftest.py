@@ -139,6 +139,7 @@ SERVICES = {
     "orchestrators": ("lpnode", "prometheus-node-exporter"),
     "transcoders": ("lpnode", "prometheus-node-exporter"),
     "monitoring": ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"),
+    "load_balancers": ("haproxy", "prometheus-node-exporter"),
 }
 # Reload metrics: a reload keeps the process, so the PID alone would not show one.
 RELOAD_METRICS = {

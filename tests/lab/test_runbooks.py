@@ -1,0 +1,145 @@
+"""The runbooks on the lab, each under a live-paced test stream through lb1 that pays as the
+lab's gateway and runs the whole time: what the stream's gateway saw (failed segments, its
+own retries) is what is asserted, with the test stream's defaults (-maxAttempts 3).
+
+    .venv/bin/python -m pytest tests/lab/test_runbooks.py -q
+
+o1 has t1 and t2; o2 transcodes itself; both sit behind lb1 (inventory/lab.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+import lab as lab_pkg
+from lab.chain import stream_flags
+from lpfleet.runner import LOCK_PATH, local_journal
+
+from .conftest import REPO, lpfleet
+
+pytestmark = pytest.mark.lab
+
+INVENTORY = "inventory/lab.py"
+STREAM = ("-profiles", "P240p30fps16x9,P144p30fps16x9", "-resolution", "426x240", "-realtime", "-quiet")
+
+
+def runbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lpfleet.cli", "runbook", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def pid(name: str) -> int:
+    return int(lab_pkg.ssh_run(name, "systemctl show lpnode -p MainPID --value", check=True).stdout.strip())
+
+
+class LiveStream:
+    """A paying, live-paced test stream through lb1 for the length of a test."""
+
+    def __init__(self, lab, segments: int) -> None:
+        lb = lab.host("lb1").address
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "lpnode.cli", "test-stream", "-orchAddr", f"{lb}:8935", "-segments", str(segments),
+             *stream_flags(lab.chain), *STREAM], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.started = time.monotonic()
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def finish(self) -> tuple[dict, str]:
+        output, _ = self.popen.communicate(timeout=600)
+        lines = output.strip().splitlines()
+        return (json.loads(lines[-1]) if lines else {}), output
+
+
+def journal_since(started: float) -> list[dict]:
+    path = local_journal(INVENTORY)
+    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [e for e in entries if e["time"] >= started]
+
+
+@pytest.fixture
+def lab_up(lab, deployed):
+    """The deployed lab with no runbook lock left over, every lpnode back in service."""
+    lab_pkg.ssh_run("mon1", f"rm -f {LOCK_PATH}", check=True)
+    yield lab
+
+
+def test_rolling_update_over_the_transcoders_costs_the_stream_nothing(lab_up):
+    before = {name: pid(name) for name in ("t1", "t2")}
+    stream = LiveStream(lab_up, 45)
+    run = runbook("rolling-update", "-i", INVENTORY, "--restart", "--limit", "t1,t2", "--yes")
+    assert stream.running(), "the stream must run the whole time; give it more segments"
+    summary, output = stream.finish()
+    print(run.stdout[-3000:])
+    print(f"transcoders rolled: stream {summary['succeeded']}/{summary['segments']}, retries {summary['retries']}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "rolling-update: all 8 steps done" in run.stdout
+    assert all(pid(name) != before[name] for name in before), "every transcoder's lpnode is a new process"
+    assert summary["failed"] == 0 and summary["retries"] == 0, output
+
+
+def test_rolling_update_over_the_orchestrators_and_a_second_runbook_refused(lab_up):
+    before = {name: pid(name) for name in ("o1", "o2")}
+    stream = LiveStream(lab_up, 75)
+    started = time.time()
+    rolling = subprocess.Popen([sys.executable, "-m", "lpfleet.cli", "runbook", "rolling-update", "-i", INVENTORY,
+                                "--restart", "--limit", "o1,o2", "--yes"], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not any(e["event"] == "start" for e in journal_since(started)):
+        assert rolling.poll() is None and time.monotonic() < deadline, "the rolling update never started"
+        time.sleep(0.2)
+    second = runbook("drain", "t1", "-i", INVENTORY, "--yes")
+    output, _ = rolling.communicate(timeout=900)
+    assert stream.running(), "the stream must run the whole time; give it more segments"
+    summary, stream_output = stream.finish()
+    print(output[-3000:])
+    print(f"orchestrators rolled: stream {summary['succeeded']}/{summary['segments']}, retries {summary['retries']}")
+
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert "refused: the fleet is locked by" in second.stdout and "running rolling-update" in second.stdout
+    t1 = json.loads(lab_pkg.ssh_run("t1", "curl -sf http://127.0.0.1:7935/status", check=True).stdout)
+    assert t1["draining"] is False, "the refused runbook changed nothing"
+
+    assert rolling.returncode == 0, output
+    assert all(pid(name) != before[name] for name in before), "every orchestrator's lpnode is a new process"
+    # Each orchestrator's turn moves the stream to the other once; the first segment there
+    # starts a new session (another orchestrator's ticket params), as a go-livepeer gateway does.
+    assert summary["failed"] == 0, stream_output
+    assert summary["retries"] <= len(before), stream_output
+
+
+def test_a_host_that_does_not_come_back_stops_the_run_and_resume_finishes_it(lab_up):
+    before = {name: pid(name) for name in ("t2", "o2")}
+    lpfleet("lab", "cut", "t2")
+    stream = LiveStream(lab_up, 60)
+    started = time.time()
+    try:
+        first = runbook("rolling-update", "-i", INVENTORY, "--restart", "--limit", "t2,o2", "--yes")
+    finally:
+        lpfleet("lab", "restore", "t2")
+    print(first.stdout[-2000:])
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "FAILED: t2: cannot reach it over SSH" in first.stdout
+    assert "--resume" in first.stdout
+    # Nothing after the failed step ran: o2 was not touched.
+    assert pid("o2") == before["o2"]
+    assert not [e for e in journal_since(started) if e.get("host") == "o2"]
+
+    resumed = runbook("rolling-update", "-i", INVENTORY, "--restart", "--limit", "t2,o2", "--yes", "--resume")
+    summary, output = stream.finish()
+    print(resumed.stdout[-3000:])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "rolling-update: all 9 steps done" in resumed.stdout
+    events = journal_since(started)
+    assert [e["event"] for e in events if e["event"] in ("start", "resume", "finished")] == ["start", "resume",
+                                                                                              "finished"]
+    done = [e["step"] for e in events if e["event"] == "step" and e["result"] == "ok"]
+    assert done[0] == "t2:drain" and done[-1] == "o2:verify" and len(done) == len(set(done)) == 9
+    assert pid("t2") != before["t2"] and pid("o2") != before["o2"]
+    assert summary["failed"] == 0, output
