@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from runbooks import drain, rolling_update, undrain
+from runbooks import drain, rolling_update, rotate_orch_secret, undrain
 
-RUNBOOKS: dict[str, ModuleType] = {m.NAME: m for m in (rolling_update, drain, undrain)}
+RUNBOOKS: dict[str, ModuleType] = {m.NAME: m for m in (rolling_update, rotate_orch_secret, drain, undrain)}

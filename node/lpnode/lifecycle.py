@@ -60,17 +60,28 @@ class OrchestratorLifecycle:
                 "transcoders": [{"name": w.name, "address": w.address, "capacity": w.capacity,
                                  "load": w.load, "inFlight": w.in_flight, "draining": w.draining,
                                  "penalised": w.penalised,
+                                 "secretGeneration": getattr(w, "secret_generation", None),
                                  "connectedSince": round(w.connected_at, 3),
                                  "connectedSeconds": round(now - w.connected_at, 1)}
                                 for w in orch.pool.snapshot()],
                 "price": str(self.orch.pricing.default),
+                **({"orchSecret": {"generation": self._secret.generation,
+                                   "previousAcceptedSeconds": round(self._secret.previous_accepted_s(), 1)}}
+                   if self._secret is not None else {}),
                 **({"chain": self._chain_status()} if self._chain_status else {})}
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self, dropPrevious: str = "false") -> dict[str, Any]:  # noqa: N803 - API name
         """Re-read the orchSecret: a new one becomes current, the old one is accepted for the
-        grace period."""
+        grace period. With ``dropPrevious`` (admin action, the last phase of a rotation) the
+        previous one is refused from now on and transcoders still using it are dropped."""
         if self._secret is None or self._read_secret is None:
             return {"reloaded": False, "reason": "no -orchSecret"}
+        if dropPrevious.lower() in ("true", "1", "yes"):
+            dropped = self._secret.drop_previous()
+            log.info("orchSecret: the previous secret is no longer accepted%s",
+                     "" if dropped else " (none was)")
+            return {"reloaded": True, "rotated": False, "droppedPrevious": dropped,
+                    "generation": self._secret.generation}
         rotated = self._secret.rotate(self._read_secret())
         if rotated:
             log.info("orchSecret rotated; the previous one is accepted for %s more", self._grace)

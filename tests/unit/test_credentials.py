@@ -55,3 +55,14 @@ def test_two_rotations_make_the_first_generation_stale_at_once(monkeypatch):
 def test_the_value_never_shows_in_its_repr(monkeypatch):
     s, _ = secret(monkeypatch)
     assert "old-secret" not in repr(s) and "old-secret" not in str(s)
+
+
+def test_dropping_the_previous_secret_ends_the_grace_at_once(monkeypatch):
+    s, clock = secret(monkeypatch)
+    assert s.drop_previous() is False and s.previous_accepted_s() == 0
+    s.rotate("new-secret")
+    clock.now += 10
+    assert s.previous_accepted_s() == 50
+    assert s.drop_previous() is True
+    assert s.matches("old-secret") is None and s.matches("new-secret") == 2
+    assert s.stale(1) and not s.stale(2) and s.previous_accepted_s() == 0

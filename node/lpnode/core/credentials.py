@@ -42,6 +42,17 @@ class SharedSecret:
         self.generation += 1
         return True
 
+    def drop_previous(self) -> bool:
+        """End the grace period now (the last phase of a rotation): only the current secret is
+        accepted, and connections made with the previous one are closed. False if none was left."""
+        had = self._previous is not None and time.monotonic() < self._previous_until
+        self._previous, self._previous_until = None, 0.0
+        return had
+
+    def previous_accepted_s(self) -> float:
+        """How much longer the previous secret is accepted (0: it is not)."""
+        return max(0.0, self._previous_until - time.monotonic()) if self._previous is not None else 0.0
+
     def stale(self, generation: int) -> bool:
         """A connection made with `generation` must now be closed."""
         if generation == self.generation:
