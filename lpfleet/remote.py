@@ -214,7 +214,7 @@ class Fleet:
         if p.returncode != 0:
             raise RemoteError(f"the deploy of {','.join(names)} failed (exit {p.returncode}):\n"
                               f"{(p.stdout + p.stderr).strip()[-2000:]}")
-        changed = _changed(p.stdout)
+        changed = _changed(p.stdout + p.stderr)  # pyinfra writes its tables to stderr
         log(f"deploy of {','.join(names)}: {changed} change(s) in {time.monotonic() - started:.1f}s")
         return f"{changed} change(s)"
 

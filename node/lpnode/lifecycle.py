@@ -51,6 +51,7 @@ class OrchestratorLifecycle:
 
     def status(self) -> dict[str, Any]:
         orch, now = self.orch, time.time()
+        workers = {w.id: w for w in orch.pool.workers()}
         return {"version": __version__, "role": self._role,
                 "uptimeSeconds": round(now - self._started, 1),
                 "serviceURI": orch.service_uri, "draining": orch.draining,
@@ -60,7 +61,8 @@ class OrchestratorLifecycle:
                 "transcoders": [{"name": w.name, "address": w.address, "capacity": w.capacity,
                                  "load": w.load, "inFlight": w.in_flight, "draining": w.draining,
                                  "penalised": w.penalised,
-                                 "secretGeneration": getattr(w, "secret_generation", None),
+                                 # Remote transcoders: the orchSecret generation they registered with.
+                                 "secretGeneration": getattr(workers.get(w.id), "secret_generation", None),
                                  "connectedSince": round(w.connected_at, 3),
                                  "connectedSeconds": round(now - w.connected_at, 1)}
                                 for w in orch.pool.snapshot()],

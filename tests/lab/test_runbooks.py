@@ -9,10 +9,14 @@ o1 has t1 and t2; o2 transcodes itself; both sit behind lb1 (inventory/lab.py).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +55,9 @@ class LiveStream:
         return self.popen.poll() is None
 
     def finish(self) -> tuple[dict, str]:
-        output, _ = self.popen.communicate(timeout=600)
+        """Stop it (SIGINT: it ends after the segment in hand) and read its summary."""
+        self.popen.send_signal(signal.SIGINT)
+        output, _ = self.popen.communicate(timeout=120)
         lines = output.strip().splitlines()
         return (json.loads(lines[-1]) if lines else {}), output
 
@@ -71,9 +77,9 @@ def lab_up(lab, deployed):
 
 def test_rolling_update_over_the_transcoders_costs_the_stream_nothing(lab_up):
     before = {name: pid(name) for name in ("t1", "t2")}
-    stream = LiveStream(lab_up, 45)
+    stream = LiveStream(lab_up, 600)
     run = runbook("rolling-update", "-i", INVENTORY, "--restart", "--limit", "t1,t2", "--yes")
-    assert stream.running(), "the stream must run the whole time; give it more segments"
+    assert stream.running(), "the stream must run the whole time"
     summary, output = stream.finish()
     print(run.stdout[-3000:])
     print(f"transcoders rolled: stream {summary['succeeded']}/{summary['segments']}, retries {summary['retries']}")
@@ -85,7 +91,7 @@ def test_rolling_update_over_the_transcoders_costs_the_stream_nothing(lab_up):
 
 def test_rolling_update_over_the_orchestrators_and_a_second_runbook_refused(lab_up):
     before = {name: pid(name) for name in ("o1", "o2")}
-    stream = LiveStream(lab_up, 75)
+    stream = LiveStream(lab_up, 600)
     started = time.time()
     rolling = subprocess.Popen([sys.executable, "-m", "lpfleet.cli", "runbook", "rolling-update", "-i", INVENTORY,
                                 "--restart", "--limit", "o1,o2", "--yes"], cwd=REPO, stdout=subprocess.PIPE,
@@ -96,7 +102,7 @@ def test_rolling_update_over_the_orchestrators_and_a_second_runbook_refused(lab_
         time.sleep(0.2)
     second = runbook("drain", "t1", "-i", INVENTORY, "--yes")
     output, _ = rolling.communicate(timeout=900)
-    assert stream.running(), "the stream must run the whole time; give it more segments"
+    assert stream.running(), "the stream must run the whole time"
     summary, stream_output = stream.finish()
     print(output[-3000:])
     print(f"orchestrators rolled: stream {summary['succeeded']}/{summary['segments']}, retries {summary['retries']}")
@@ -117,7 +123,7 @@ def test_rolling_update_over_the_orchestrators_and_a_second_runbook_refused(lab_
 def test_a_host_that_does_not_come_back_stops_the_run_and_resume_finishes_it(lab_up):
     before = {name: pid(name) for name in ("t2", "o2")}
     lpfleet("lab", "cut", "t2")
-    stream = LiveStream(lab_up, 60)
+    stream = LiveStream(lab_up, 600)
     started = time.time()
     try:
         first = runbook("rolling-update", "-i", INVENTORY, "--restart", "--limit", "t2,o2", "--yes")
@@ -143,3 +149,26 @@ def test_a_host_that_does_not_come_back_stops_the_run_and_resume_finishes_it(lab
     assert done[0] == "t2:drain" and done[-1] == "o2:verify" and len(done) == len(set(done)) == 9
     assert pid("t2") != before["t2"] and pid("o2") != before["o2"]
     assert summary["failed"] == 0, output
+
+
+def test_rotate_orch_secret_drops_no_segment_and_the_old_secret_is_refused(lab_up):
+    from runbooks.rotate_orch_secret import REFUSED, _registration
+
+    secret_file = Path(lab_up.orch_secret_file)
+    old = secret_file.read_text().strip()
+    stream = LiveStream(lab_up, 600)
+    run = runbook("rotate-orch-secret", "-i", INVENTORY, "--yes")
+    assert stream.running(), "the stream must run the whole time"
+    summary, output = stream.finish()
+    print(run.stdout[-2500:])
+    print(f"orchSecret rotated: stream {summary['succeeded']}/{summary['segments']}, retries {summary['retries']}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    new = secret_file.read_text().strip()
+    assert new != old and old not in run.stdout + run.stderr and new not in run.stdout + run.stderr
+    assert not secret_file.with_name(secret_file.name + ".previous").exists()
+    for name in ("o1", "o2"):
+        assert asyncio.run(_registration(f"{lab_up.host(name).address}:8935", old)) == REFUSED
+    digest = hashlib.sha256((new + "\n").encode()).hexdigest()
+    for name in ("o1", "o2", "t1", "t2"):
+        assert lab_pkg.ssh_run(name, "sha256sum /etc/lpnode/orchSecret", check=True).stdout.split()[0] == digest
+    assert summary["failed"] == 0 and summary["retries"] == 0, output

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import signal
 import statistics
 import sys
 import time
@@ -107,7 +108,7 @@ def check_rendition(data: bytes, profile: VideoProfile, src: SourceSegment) -> s
 
 async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], count: int,
                      profiles: list[VideoProfile], max_attempts: int, report: Report,
-                     verbose: bool, realtime: bool = False) -> None:
+                     verbose: bool, realtime: bool = False, stop: asyncio.Event | None = None) -> None:
     async with GatewayClient(addr, payer=report.payer) as client:
         # None: ask GetOrchestrator first (the start, or a session the orchestrator refused).
         info: pb.OrchestratorInfo | None = None
@@ -117,7 +118,15 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
             src = segments[seq % len(segments)]
             if realtime:
                 due = live_start + sum(segments[i % len(segments)].duration_ms for i in range(seq)) / 1000
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if stop is not None:
+                    try:
+                        await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if stop is not None and stop.is_set():
+                break
             report.sent += 1
             started = time.perf_counter()
             result, error, renditions, latency = None, "", [], 0.0
@@ -133,7 +142,7 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
                     # between they are gone, and the segment is sent again.
                     renditions = [await client.download(r.url) for r in result.data.segments]
                     break
-                except (httpx.TransportError, httpx.HTTPStatusError, grpc.aio.AioRpcError) as exc:
+                except (httpx.TransportError, httpx.HTTPStatusError, grpc.aio.AioRpcError, OSError) as exc:
                     result, error = None, f"transport: {exc}"
                 except SegmentRejected as exc:
                     error = str(exc)
@@ -186,7 +195,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-maxAttempts", type=int, default=3, help="tries per segment on transport errors")
     p.add_argument("-quiet", action="store_true", help="print only failures and the summary")
     p.add_argument("-realtime", action="store_true",
-                   help="pace each stream like a live one: a segment per segment duration")
+                   help="pace each stream like a live one: a segment per segment duration (SIGINT ends it "
+                        "after the segment in hand, with the summary)")
     pay = p.add_argument_group("paying on chain (an on-chain orchestrator refuses unpaid segments)")
     pay.add_argument("-ethKeystorePath", help="the gateway's keystore (directory or key file): pay with tickets")
     pay.add_argument("-ethAcctAddr", help="the account in it (default: its only or first one)")
@@ -205,8 +215,14 @@ async def run(args: argparse.Namespace) -> Report:
     profiles = parse_profiles(args.profiles)
     segments = load_source(args.source, args.resolution)
     report = Report(payer=await _payer(args))
+    # SIGINT or SIGTERM ends the stream after the segment in hand, like a broadcaster stopping:
+    # the summary covers what was sent.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     await asyncio.gather(*(run_stream(args.orchAddr, n, segments, args.segments, profiles,
-                                      args.maxAttempts, report, not args.quiet, args.realtime)
+                                      args.maxAttempts, report, not args.quiet, args.realtime, stop)
                            for n in range(args.streams)))
     return report
 
