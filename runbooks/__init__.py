@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from runbooks import drain, rolling_update, rotate_orch_secret, undrain
+from runbooks import distribute_keystore, drain, rolling_update, rotate_orch_secret, undrain
 
-RUNBOOKS: dict[str, ModuleType] = {m.NAME: m for m in (rolling_update, rotate_orch_secret, drain, undrain)}
+RUNBOOKS: dict[str, ModuleType] = {m.NAME: m for m in (rolling_update, rotate_orch_secret, distribute_keystore,
+                                                        drain, undrain)}

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from inventory.hosts import TRANSCODERS, HostSpec
+from inventory.hosts import REWARD, TRANSCODERS, HostSpec
 from lpfleet import haproxy
 from lpfleet.remote import Fleet, RemoteError, wait_for
 from lpfleet.runbook import Step, StepFailed
 from roles.haproxy import HaproxySettings
 from roles.node import SERVICE
+from roles.reward import RewardSettings
 from runbooks.settings import RunbookSettings
 
 
@@ -58,6 +59,19 @@ def _rotation_is(send: haproxy.Send, server: str, wanted: bool) -> bool:
 
 
 # ------------------------------------------------------------------ actions
+
+
+def rewarded_this_round(run: Run, name: str) -> str:
+    """The reward host calls reward once a round; a keystore change restarts that service, so
+    it waits until this round's call is made."""
+    port = RewardSettings.from_data(name, run.fleet.hosts[name].data).cli_port
+
+    def done() -> dict | None:
+        chain = run.fleet.admin(name, "/status", port=port).json().get("chain", {})
+        return chain if chain.get("rewarded") or chain.get("active") is False else None
+    chain = wait_for(done, run.settings(name).return_timeout, f"{name}: this round's reward call")
+    return f"round {chain.get('round')} rewarded" if chain.get("rewarded") else "not active this round"
+
 
 
 def changes(run: Run, name: str) -> str:
@@ -115,6 +129,9 @@ def update(run: Run, name: str, always_restart: bool) -> str:
         return "skipped"
     fleet = run.fleet
     before = run.pids.get(name) or fleet.main_pid(name, SERVICE)
+    if fleet.hosts[name].in_group(REWARD):
+        # A new build restarts the reward service too: never before this round's reward call.
+        run.log(f"{name}: {rewarded_this_round(run, name)}")
     deployed = fleet.deploy([name], run.log)
     after = fleet.main_pid(name, SERVICE)
     if after == before and (always_restart or run.restart):

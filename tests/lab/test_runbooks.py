@@ -172,3 +172,43 @@ def test_rotate_orch_secret_drops_no_segment_and_the_old_secret_is_refused(lab_u
     for name in ("o1", "o2", "t1", "t2"):
         assert lab_pkg.ssh_run(name, "sha256sum /etc/lpnode/orchSecret", check=True).stdout.split()[0] == digest
     assert summary["failed"] == 0 and summary["retries"] == 0, output
+
+
+FAKE_KEYSTORE = '{"address": "8ba1f109551bd432803012645ac136ddd64dba72", "crypto": {}, "version": 3}'
+
+
+def test_distribute_keystore_puts_keys_where_roles_need_them_and_proves_none_elsewhere(lab_up):
+    # Left behind by hosts that once had a role: t1 in lpfleet's own directory (removed by the
+    # runbook), t2 somewhere else (the runbook stops and names it; the operator decides).
+    lab_pkg.ssh_run("t1", f"mkdir -p /etc/lpnode/keystore && echo '{FAKE_KEYSTORE}' > /etc/lpnode/keystore/keystore.json",
+                    check=True)
+    lab_pkg.ssh_run("t2", f"echo '{FAKE_KEYSTORE}' > /root/UTC--2026-01-01--8ba1f109", check=True)
+    stream = LiveStream(lab_up, 600)
+    first = runbook("distribute-keystore", "-i", INVENTORY, "--yes")
+    print(first.stdout[-2500:])
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "t2: keystore file(s) outside lpfleet's directories: /root/UTC--2026-01-01--8ba1f109" in first.stdout
+    assert "t1: no keystore but its own" in first.stdout and "removed /etc/lpnode/keystore" in first.stdout
+    lab_pkg.ssh_run("t2", "rm /root/UTC--2026-01-01--8ba1f109", check=True)
+    resumed = runbook("distribute-keystore", "-i", INVENTORY, "--yes", "--resume")
+    assert stream.running(), "the stream must run the whole time"
+    summary, output = stream.finish()
+    print(resumed.stdout[-2500:])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    chain = lab_up.chain
+    digest = {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+              for path in (chain["keystore_path"], chain["hot_keys"]["o1"]["keystore"], chain["hot_keys"]["o2"]["keystore"])}
+    want = {"o1": {"/etc/lpnode/keystore/keystore.json": digest[chain["keystore_path"]],
+                   "/etc/lpnode/hot-keystore/keystore.json": digest[chain["hot_keys"]["o1"]["keystore"]]},
+            "o2": {"/etc/lpnode/hot-keystore/keystore.json": digest[chain["hot_keys"]["o2"]["keystore"]]}}
+    from lpfleet.remote import Fleet
+    from runbooks._steps import Run
+    from runbooks.distribute_keystore import scan
+    fleet = Fleet.load(INVENTORY)
+    try:
+        for h in lab_up.hosts:
+            found = {f["path"]: f["sha256"] for f in scan(Run(fleet), h.name)}
+            assert found == want.get(h.name, {}), h.name
+    finally:
+        fleet.close()
+    assert summary["failed"] == 0 and summary["retries"] == 0, output
