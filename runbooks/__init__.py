@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from runbooks import distribute_keystore, drain, rolling_update, rotate_orch_secret, undrain
+from runbooks import (
+    add_worker,
+    distribute_keystore,
+    drain,
+    remove_worker,
+    rolling_update,
+    rotate_orch_secret,
+    undrain,
+)
 
 RUNBOOKS: dict[str, ModuleType] = {m.NAME: m for m in (rolling_update, rotate_orch_secret, distribute_keystore,
-                                                        drain, undrain)}
+                                                        add_worker, remove_worker, drain, undrain)}

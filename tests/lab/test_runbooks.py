@@ -212,3 +212,33 @@ def test_distribute_keystore_puts_keys_where_roles_need_them_and_proves_none_els
     finally:
         fleet.close()
     assert summary["failed"] == 0 and summary["retries"] == 0, output
+
+
+def test_add_worker_then_remove_worker(lab_up):
+    from lab.config import DEFAULT_HOSTS
+
+    names = list(DEFAULT_HOSTS)
+    lpfleet("lab", "up", "--hosts", ",".join(names))           # no t3 left from an earlier run
+    lpfleet("lab", "up", "--hosts", ",".join([*names, "t3"]))  # t3: a bare Debian host
+    try:
+        stream = LiveStream(lab_up, 600)
+        added = runbook("add-worker", "t3", "-i", INVENTORY, "--yes")
+        print(added.stdout[-1500:])
+        assert added.returncode == 0, added.stdout + added.stderr
+        o1 = json.loads(lab_pkg.ssh_run("mon1", f"curl -sf {lab_up.host('o1').address}:7935/status",
+                                        check=True).stdout)
+        assert {t["name"]: t["capacity"] for t in o1["transcoders"]} == {"t1:7935": 8, "t2:7935": 8, "t3:7935": 8}
+
+        removed = runbook("remove-worker", "t3", "-i", INVENTORY, "--yes")
+        assert stream.running(), "the stream must run the whole time"
+        summary, output = stream.finish()
+        print(removed.stdout[-1500:])
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        o1 = json.loads(lab_pkg.ssh_run("mon1", f"curl -sf {lab_up.host('o1').address}:7935/status",
+                                        check=True).stdout)
+        assert sorted(t["name"] for t in o1["transcoders"]) == ["t1:7935", "t2:7935"] and o1["capacity"] == 16
+        t3 = lab_pkg.ssh_run("t3", "systemctl is-active lpnode; ls /etc/lpnode", check=False).stdout.split()
+        assert t3[0] == "inactive" and not {"orchSecret", "adminToken", "orchestrator.crt"} & set(t3)
+        assert summary["failed"] == 0 and summary["retries"] == 0, output
+    finally:
+        lpfleet("lab", "up", "--hosts", ",".join(names))
