@@ -8,6 +8,7 @@
     lpfleet lab stream [-- TEST-STREAM FLAGS...]
     lpfleet lab stop HOST [--hard] | start HOST | cut HOST | restore HOST
     lpfleet runbook list
+    lpfleet status -i INVENTORY [--json]
     lpfleet runbook NAME -i INVENTORY [--limit HOSTS] [--dry] [--yes] [--resume] [options]
 
 Each top-level command group registers itself in COMMANDS; more groups (deploy, runbook, ...)
@@ -302,11 +303,32 @@ def _add_runbook(sub: argparse._SubParsersAction) -> None:
         c.set_defaults(func=_cmd_runbook_run)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from lpfleet.remote import opened
+    from lpfleet.status import collect, render
+
+    with opened(args.inventory) as fleet:
+        view = collect(fleet)
+    print(json.dumps(view, indent=2) if args.json else render(view))
+    return 0
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="the fleet on one screen: orchestrators, transcoders, balancers, alerts",
+                       description="Read-only: each orchestrator's state, sessions and capacity, the transcoders "
+                                   "registered at it against the inventory, each balancer's server states and the "
+                                   "alerts firing in Alertmanager.")
+    p.add_argument("-i", "--inventory", required=True, help="the inventory file the deploy uses")
+    p.add_argument("--json", action="store_true", help="the same as JSON")
+    p.set_defaults(func=_cmd_status)
+
+
 #: Top-level command groups: name -> function adding its subparser.
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "lab": _add_lab,
     "chain": _add_chain,
     "runbook": _add_runbook,
+    "status": _add_status,
 }
 
 

@@ -206,7 +206,8 @@ def _payments(cfg: NodeConfig, parts: ChainParts, orch: Orchestrator,
     else:
         loops["ticket redeemer"] = _redeemer(parts, queue, payment_metrics, poll).run()
     watch = ChainWatch(parts.chain, address, poll, queue.pending_value, price_feed=cfg.price_feed,
-                       pricing=orch.pricing, remote_max_float=forwarder.max_float if forwarder else None)
+                       pricing=orch.pricing, remote_max_float=forwarder.max_float if forwarder else None,
+                       metrics=parts.metrics)
     recipient = Recipient(address, RecipientRandKey(cfg.datadir), cfg.network, cfg.ticket_ev,
                           max_face_value=cfg.max_face_value, min_gas_price=cfg.min_gas_price)
     payments = Payments(recipient, watch, queue, orch.pricing, payment_metrics,
@@ -233,7 +234,8 @@ def _redeemer_node(cfg: NodeConfig, stop: asyncio.Event) -> Running:
     cert, key = ensure_self_signed(Path(cfg.datadir), split_host_port(listen)[0])
     queue, payment_metrics = _ticket_queue(cfg, metrics)
     poll = float(cfg.block_polling_interval)
-    watch = ChainWatch(parts.chain, bytes.fromhex(parts.orchestrator[2:]), poll, queue.pending_value)
+    watch = ChainWatch(parts.chain, bytes.fromhex(parts.orchestrator[2:]), poll, queue.pending_value,
+                       metrics=parts.metrics)
     redeemer = _redeemer(parts, queue, payment_metrics, poll)
     token = _redeemer_token(cfg)
     if token is None and not cfg.redeemer_allow_from:

@@ -157,3 +157,19 @@ def test_an_expired_ticket_is_reported_and_never_sent(chain: LocalChain, tmp_pat
     assert kept is not None and kept.state == EXPIRED and kept.last_error == "ticket is expired"
     assert o.errors == ["expired"]
     assert len(chain.transactions_from(o.address, o.broker.address)) == before
+
+
+def test_a_new_round_not_yet_initialized_holds_redemption_without_a_reverted_transaction(
+        chain: LocalChain, tmp_path: Path) -> None:
+    o = Orchestrator(chain, tmp_path)
+    w = o.winning()
+    o.queue.add(w)
+    chain.next_round()                     # the round began; nobody has initialized it yet
+    before = len(chain.transactions_from(o.address, o.broker.address))
+    redeemer = o.redeemer()
+    o.tick(redeemer)
+    assert state(o, w) == PENDING and o.errors == []
+    assert len(chain.transactions_from(o.address, o.broker.address)) == before   # no gas spent on a revert
+    chain.initialize_round()
+    o.tick(redeemer)
+    assert state(o, w) == REDEEMED and o.used(w)

@@ -18,6 +18,7 @@ from eth_utils import to_checksum_address
 
 from lpnode.eth import abi
 from lpnode.eth.client import Chain, ChainConfigError
+from lpnode.eth.metrics import ChainMetrics
 from lpnode.pm.pricing import Pricing
 from lpnode.pm.recipient import ChainView
 
@@ -33,8 +34,10 @@ class ChainWatch:
     def __init__(self, chain: Chain, recipient: bytes, poll_interval_s: float,
                  pending_value: Callable[[bytes], int] = lambda sender: 0, price_feed: str | None = None,
                  pricing: Pricing | None = None,
-                 remote_max_float: Callable[[bytes], Awaitable[int]] | None = None) -> None:
+                 remote_max_float: Callable[[bytes], Awaitable[int]] | None = None,
+                 metrics: ChainMetrics | None = None) -> None:
         self.chain = chain
+        self._metrics = metrics  # lpfleet_rpc_up and _errors: this node's view of its endpoint
         self.recipient = to_checksum_address(recipient)
         self.poll_interval_s = poll_interval_s
         self._pending_value = pending_value  # face value of the sender's tickets not yet redeemed
@@ -54,9 +57,14 @@ class ChainWatch:
             try:
                 await self.refresh()
                 backoff = self.poll_interval_s
+                if self._metrics:
+                    self._metrics.rpc_up.set(1)
             except ChainConfigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the endpoint: retried; the last view stays
+                if self._metrics:
+                    self._metrics.rpc_up.set(0)
+                    self._metrics.rpc_errors.inc()
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("reading the chain for payments failed (%s); trying again in %.0f s",
                             self.error, backoff)

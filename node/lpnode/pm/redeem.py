@@ -81,6 +81,10 @@ class Redeemer:
             return USED
         current = int(await rounds.currentRound().call())
         validity = int(await broker.ticketValidityPeriod().call())
+        if w.ticket.creation_round + validity > current and not await rounds.currentRoundInitialized().call():
+            # The round just began and is not initialized yet: a redemption now would revert
+            # (and pay its gas). It waits, quietly, for the next poll.
+            return None
         if w.ticket.creation_round + validity <= current:
             self._done(w, EXPIRED, reason="ticket is expired")
             log.error("ticket %s worth %d wei expired unredeemed (created in round %d, valid %d rounds, now %d)",
