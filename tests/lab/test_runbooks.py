@@ -242,3 +242,40 @@ def test_add_worker_then_remove_worker(lab_up):
         assert summary["failed"] == 0 and summary["retries"] == 0, output
     finally:
         lpfleet("lab", "up", "--hosts", ",".join(names))
+
+
+def status() -> dict:
+    p = subprocess.run([sys.executable, "-m", "lpfleet.cli", "status", "-i", INVENTORY, "--json"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def test_drain_and_undrain_an_orchestrator_seen_in_lpfleet_status(lab_up):
+    view = status()
+    orchestrators = {o["name"]: o for o in view["orchestrators"]}
+    assert orchestrators["o1"]["missingTranscoders"] == [] and not orchestrators["o1"]["draining"]
+    assert sorted(orchestrators["o1"]["expectedTranscoders"]) == ["t1:7935", "t2:7935"]
+    assert {n: s["status"] for n, s in view["balancers"][0]["servers"].items()} == {"o1": "UP", "o2": "UP"}
+    assert isinstance(view["alerts"]["mon1"], list)
+
+    stream = LiveStream(lab_up, 600)
+    drained = runbook("drain", "o2", "-i", INVENTORY, "--yes")
+    assert drained.returncode == 0, drained.stdout + drained.stderr
+    view = status()
+    o2 = next(o for o in view["orchestrators"] if o["name"] == "o2")
+    assert o2["draining"] and o2["gatewayConnections"] == 0 and o2["inFlight"] == 0
+    assert not view["balancers"][0]["servers"]["o2"]["inRotation"]
+    undrained = runbook("undrain", "o2", "-i", INVENTORY, "--yes")
+    assert stream.running(), "the stream must run the whole time"
+    summary, output = stream.finish()
+    print(drained.stdout[-1200:] + undrained.stdout[-1200:])
+    assert undrained.returncode == 0, undrained.stdout + undrained.stderr
+    view = status()
+    assert not next(o for o in view["orchestrators"] if o["name"] == "o2")["draining"]
+    assert view["balancers"][0]["servers"]["o2"]["status"] == "UP"
+    text = subprocess.run([sys.executable, "-m", "lpfleet.cli", "status", "-i", INVENTORY], cwd=REPO,
+                          capture_output=True, text=True, timeout=120).stdout
+    assert text.startswith("ORCHESTRATOR") and "balancer lb1: o1 UP" in text and "alerts (mon1):" in text
+    # The stream may have been on o2: moving it costs one new session.
+    assert summary["failed"] == 0 and summary["retries"] <= 1, output
