@@ -203,7 +203,7 @@ class Fleet:
         if p.returncode != 0:
             raise RemoteError(f"the dry run for {name} failed (exit {p.returncode}):\n"
                               f"{(p.stdout + p.stderr).strip()[-2000:]}")
-        return _detected_changes(p.stdout + p.stderr)
+        return detected_changes(p.stdout + p.stderr)
 
     def deploy(self, names: list[str], log: Callable[[str], None]) -> str:
         """The fleet deploy (`pyinfra -y INVENTORY deploys/fleet.py --limit ...`), the same roles
@@ -219,7 +219,7 @@ class Fleet:
         return f"{changed} change(s)"
 
 
-def _detected_changes(output: str) -> list[str]:
+def detected_changes(output: str) -> list[str]:
     """The operations pyinfra --dry would change ("Detected changes", one host: the Change
     column is not "-"); conditional changes (waits after a reload) do not count."""
     import re

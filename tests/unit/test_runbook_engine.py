@@ -113,3 +113,19 @@ def test_a_second_runbook_is_refused_with_who_holds_the_lock_and_a_stale_one_is_
     with pytest.raises(LockHeld):
         run(tmp_path, fleet)
     assert fleet.ran == []
+
+
+def test_every_runbook_has_its_page_and_the_alerts_link_only_to_pages_that_exist() -> None:
+    import re
+
+    from runbooks import RUNBOOKS
+
+    root = Path(__file__).resolve().parents[2]
+    for name, module in RUNBOOKS.items():
+        page = root / "runbooks" / f"{name}.md"
+        assert page.exists(), f"{name} has no page"
+        assert f"lpfleet runbook {name}" in page.read_text(), f"{page.name} does not say how to run it"
+        assert module.SUMMARY and "\n" not in module.SUMMARY
+    alerts = (root / "docs" / "alerts.md").read_text()
+    linked = set(re.findall(r"\(\.\./runbooks/([a-z-]+)\.md\)", alerts))
+    assert linked and linked <= set(RUNBOOKS), linked - set(RUNBOOKS)
