@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 import signal
 from collections.abc import Iterator
 from fractions import Fraction
@@ -118,6 +119,10 @@ def test_thirty_paid_segments_and_every_winning_ticket_redeemed_once(fleet: Flee
     assert status["tickets"] == {"redeemed": winners}, status
     assert metric(orch, "livepeer_value_redeemed_total") == sum(2 * EV for _ in events)
     assert metric(orch, "lpfleet_ticket_queue_depth") == 0
+    # Its endpoint answers and its chain moves: LpnodeChainRpcDown and LpnodeChainStale stay quiet.
+    assert metric(orch, "lpfleet_rpc_up") == 1
+    assert metric(orch, "lpfleet_chain_block") >= chain.w3.eth.block_number - 5
+    assert time.time() - metric(orch, "lpfleet_chain_last_block_timestamp_seconds") < 60
 
 
 def test_a_winning_ticket_survives_kill_9_and_is_redeemed_after_the_restart(fleet: Fleet, chain: LocalChain) -> None:

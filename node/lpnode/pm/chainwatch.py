@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 
@@ -38,6 +39,7 @@ class ChainWatch:
                  metrics: ChainMetrics | None = None) -> None:
         self.chain = chain
         self._metrics = metrics  # lpfleet_rpc_up and _errors: this node's view of its endpoint
+        self._block = -1  # the last block number seen, for when the chain last moved
         self.recipient = to_checksum_address(recipient)
         self.poll_interval_s = poll_interval_s
         self._pending_value = pending_value  # face value of the sender's tickets not yet redeemed
@@ -55,10 +57,9 @@ class ChainWatch:
         backoff = self.poll_interval_s
         while True:
             try:
-                await self.refresh()
+                view = await self.refresh()
                 backoff = self.poll_interval_s
-                if self._metrics:
-                    self._metrics.rpc_up.set(1)
+                self._seen(view.last_seen_block)
             except ChainConfigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the endpoint: retried; the last view stays
@@ -72,6 +73,16 @@ class ChainWatch:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             await asyncio.sleep(self.poll_interval_s)
+
+    def _seen(self, block: int) -> None:
+        """The endpoint answered: lpfleet_rpc_up, and when the chain last moved (LpnodeChainStale)."""
+        if not self._metrics:
+            return
+        self._metrics.rpc_up.set(1)
+        if block != self._block:
+            self._block = block
+            self._metrics.last_block.set(time.time())
+            self._metrics.block.set(block)
 
     async def refresh(self) -> ChainView:
         c = self.chain.contracts or await self.chain.connect()
