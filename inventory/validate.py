@@ -176,12 +176,7 @@ def _check_load_balancers(hosts: list[HostSpec], environ: Mapping[str, str]) -> 
         if h.in_group(ORCHESTRATORS) or h.in_group(TRANSCODERS):
             problems.append(Problem(h.name, "a load balancer takes the orchestrators' port 8935 itself, so it cannot "
                                             "also run lpnode. Fix: give the balancer its own host"))
-        try:
-            ipaddress.ip_address(h.address)
-        except ValueError:
-            problems.append(Problem(h.name, f"load balancer address {h.address!r} is not an IP address; the "
-                                            "orchestrators' firewalls admit its health checks by address. Fix: set "
-                                            "address = \"<its IP>\" in its data"))
+        problems += _ip_address(h, "load balancer", "the orchestrators' firewalls admit its health checks by address")
     sources = set()
     for h in orchestrators:
         problems += check_secret(h, "auth_key", "auth-token key (shared by the orchestrators behind the balancer, "
@@ -224,13 +219,18 @@ def _check_networks(hosts: list[HostSpec]) -> list[Problem]:
             except ValueError as exc:
                 problems.append(Problem(h.name, str(exc)))
         if h.in_group(MONITORING):
-            try:
-                ipaddress.ip_address(h.address)
-            except ValueError:
-                problems.append(Problem(h.name, f"monitoring host address {h.address!r} is not an IP address; the "
-                                                "other hosts' firewalls admit it by address. Fix: set address = "
-                                                "\"<its IP>\" in its data"))
+            problems += _ip_address(h, "monitoring host", "the other hosts' firewalls admit it by address")
     return problems
+
+
+def _ip_address(h: HostSpec, what: str, why: str) -> list[Problem]:
+    """A host other hosts' firewalls admit by address must have an IP address as its address."""
+    try:
+        ipaddress.ip_address(h.address)
+        return []
+    except ValueError:
+        return [Problem(h.name, f"{what} address {h.address!r} is not an IP address; {why}. Fix: set "
+                                "address = \"<its IP>\" in its data")]
 
 
 def _runs(model: type[RoleSettings], h: HostSpec) -> bool:

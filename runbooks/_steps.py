@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from inventory.hosts import REWARD, TRANSCODERS, HostSpec
+from inventory.hosts import ORCHESTRATORS, REWARD, TRANSCODERS, HostSpec
 from lpfleet import haproxy
 from lpfleet.remote import Fleet, RemoteError, wait_for
 from lpfleet.runbook import Step, StepFailed
@@ -257,6 +257,15 @@ def orchestrator_roll(run: Run, o: HostSpec, with_changes: bool = True) -> list[
         Step(f"{o.name}:verify", f"{o.name}: verify", partial(verify_stream, run, o.name), o.name,
              "a short test stream, every segment good"),
     ]
+
+
+def remote_transcoder(fleet: Fleet, name: str, fix: str) -> tuple[HostSpec, str]:
+    """The inventory's transcoder host ``name`` (not an orchestrator) and its orchestrator;
+    RemoteError with ``fix`` when it is not one."""
+    h = known_host(fleet, name)
+    if not h.in_group(TRANSCODERS) or h.in_group(ORCHESTRATORS):
+        raise RemoteError(f"{h.name} is not a transcoder host in the inventory: {fix}")
+    return h, str(h.data.get("orchestrator"))
 
 
 def known_host(fleet: Fleet, name: str) -> HostSpec:

@@ -8,10 +8,9 @@ import argparse
 import time
 from functools import partial
 
-from inventory.hosts import ORCHESTRATORS, TRANSCODERS
-from lpfleet.remote import RemoteError, wait_for
+from lpfleet.remote import wait_for
 from lpfleet.runbook import Plan, Step, Wave
-from runbooks._steps import Run, expected_capacity, known_host, transcoder_back, verify_stream
+from runbooks._steps import Run, expected_capacity, remote_transcoder, transcoder_back, verify_stream
 
 NAME = "add-worker"
 SUMMARY = "provision a transcoder host from the inventory and see it registered with its capacity"
@@ -35,11 +34,8 @@ def orchestrator_capacity(run: Run, orchestrator: str) -> str:
 
 
 def plan(run: Run, limit: list[str] | None, args: argparse.Namespace) -> Plan:
-    h = known_host(run.fleet, args.host)
-    if not h.in_group(TRANSCODERS) or h.in_group(ORCHESTRATORS):
-        raise RemoteError(f"{h.name} is not a transcoder host in the inventory: put it in the transcoders group with "
-                          "orchestrator = \"<its orchestrator>\" (python -m inventory.validate checks it)")
-    o = str(h.data.get("orchestrator"))
+    h, o = remote_transcoder(run.fleet, args.host, "put it in the transcoders group with orchestrator = "
+                             "\"<its orchestrator>\" (python -m inventory.validate checks it)")
     return Plan(NAME, (Wave(h.name, (
         Step(f"{h.name}:provision", f"{h.name}: deploy (pyinfra --limit {h.name}): base, firewall, secrets, lpnode",
              partial(provision, run, h.name), h.name, "pyinfra's results"),

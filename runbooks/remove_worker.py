@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
-from inventory.hosts import ORCHESTRATORS, TRANSCODERS
-from lpfleet.remote import RemoteError, wait_for
+from lpfleet.remote import wait_for
 from lpfleet.runbook import Plan, Step, StepFailed, Wave
 from roles.node import SERVICE
 from roles.secrets import ADMIN_TOKEN_PATH, ORCH_CERT_PATH, ORCH_SECRET_PATH
-from runbooks._steps import Run, drain_transcoder, known_host
+from runbooks._steps import Run, drain_transcoder, remote_transcoder
 
 NAME = "remove-worker"
 SUMMARY = "drain a transcoder host, stop it, remove its secrets, see its orchestrator's capacity drop"
@@ -53,11 +52,8 @@ def capacity_dropped(run: Run, name: str, orchestrator: str) -> str:
 
 
 def plan(run: Run, limit: list[str] | None, args: argparse.Namespace) -> Plan:
-    h = known_host(run.fleet, args.host)
-    if not h.in_group(TRANSCODERS) or h.in_group(ORCHESTRATORS):
-        raise RemoteError(f"{h.name} is not a transcoder host (an orchestrator that transcodes is retired with "
-                          "drain, not remove-worker)")
-    o = str(h.data.get("orchestrator"))
+    h, o = remote_transcoder(run.fleet, args.host, "an orchestrator that transcodes is retired with drain, "
+                             "not remove-worker")
     return Plan(NAME, (Wave(h.name, (
         Step(f"{h.name}:drain", f"{h.name}: drain (no new work from {o})", partial(drain_transcoder, run, h.name),
              h.name, f"its in-flight count 0 and gone from {o}'s /status"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import urllib.error
 
 import pytest
@@ -15,18 +14,10 @@ from roles.haproxy import Server
 from tests.support.balancer import Balancer
 
 from .conftest import wait_http
+from .test_failover import until
 
 pytestmark = pytest.mark.integration
 STREAM = ("-profiles", "P240p30fps16x9,P144p30fps16x9", "-resolution", "426x240", "-realtime", "-quiet")
-
-
-def until(condition, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def segments(orch) -> float:

@@ -180,8 +180,8 @@ FAKE_KEYSTORE = '{"address": "8ba1f109551bd432803012645ac136ddd64dba72", "crypto
 def test_distribute_keystore_puts_keys_where_roles_need_them_and_proves_none_elsewhere(lab_up):
     # Left behind by hosts that once had a role: t1 in lpfleet's own directory (removed by the
     # runbook), t2 somewhere else (the runbook stops and names it; the operator decides).
-    lab_pkg.ssh_run("t1", f"mkdir -p /etc/lpnode/keystore && echo '{FAKE_KEYSTORE}' > /etc/lpnode/keystore/keystore.json",
-                    check=True)
+    lab_pkg.ssh_run("t1", "mkdir -p /etc/lpnode/keystore && "
+                    f"echo '{FAKE_KEYSTORE}' > /etc/lpnode/keystore/keystore.json", check=True)
     lab_pkg.ssh_run("t2", f"echo '{FAKE_KEYSTORE}' > /root/UTC--2026-01-01--8ba1f109", check=True)
     stream = LiveStream(lab_up, 600)
     first = runbook("distribute-keystore", "-i", INVENTORY, "--yes")
@@ -196,8 +196,8 @@ def test_distribute_keystore_puts_keys_where_roles_need_them_and_proves_none_els
     print(resumed.stdout[-2500:])
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     chain = lab_up.chain
-    digest = {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
-              for path in (chain["keystore_path"], chain["hot_keys"]["o1"]["keystore"], chain["hot_keys"]["o2"]["keystore"])}
+    paths = (chain["keystore_path"], chain["hot_keys"]["o1"]["keystore"], chain["hot_keys"]["o2"]["keystore"])
+    digest = {path: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths}
     want = {"o1": {"/etc/lpnode/keystore/keystore.json": digest[chain["keystore_path"]],
                    "/etc/lpnode/hot-keystore/keystore.json": digest[chain["hot_keys"]["o1"]["keystore"]]},
             "o2": {"/etc/lpnode/hot-keystore/keystore.json": digest[chain["hot_keys"]["o2"]["keystore"]]}}
