@@ -239,9 +239,10 @@ def test_metrics_scrapeable_from_monitoring(hosts, addresses):
 
 
 def test_stream_through_the_fleet(lab, addresses):
-    # o1 is on the lab chain: the stream pays with tickets, as the lab's gateway.
+    # Through the balancer, as gateways reach the fleet (its address is the one on chain). The
+    # orchestrators are on the lab chain: the stream pays with tickets, as the lab's gateway.
     p = subprocess.run(
-        [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{addresses[ORCH]}:8935",
+        [str(Path(sys.executable).with_name("lpnode")), "test-stream", "-orchAddr", f"{addresses['lb1']}:8935",
          "-segments", "5", "-resolution", "640x360", "-quiet", *lab_chain.stream_flags(lab.chain)],
         capture_output=True, text=True, timeout=300,
     )

@@ -43,12 +43,12 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 # -- without a lab ----------------------------------------------------------------------------
 
 def test_host_names_and_addresses_are_fixed():
-    assert lab_config.plan_hosts(None, 0) == ["o1", "t1", "t2", "mon1"]
-    assert lab_config.plan_hosts(None, 4) == ["o1", "t1", "t2", "t3", "t4", "t5", "t6", "mon1"]
+    assert lab_config.plan_hosts(None, 0) == ["o1", "o2", "t1", "t2", "mon1", "lb1"]
+    assert lab_config.plan_hosts(None, 4) == ["o1", "o2", "t1", "t2", "t3", "t4", "t5", "t6", "mon1", "lb1"]
     addrs = {n: lab_config.host_spec(n).address for n in lab_config.plan_hosts(None, 4)}
-    assert addrs["o1"] == "10.77.0.11" and addrs["t1"] == "10.77.0.21"
-    assert addrs["t6"] == "10.77.0.26" and addrs["mon1"] == "10.77.0.31"
-    with pytest.raises(lablib.LabError, match="at most 8"):
+    assert addrs["o1"] == "10.77.0.11" and addrs["o2"] == "10.77.0.12" and addrs["t1"] == "10.77.0.21"
+    assert addrs["t6"] == "10.77.0.26" and addrs["mon1"] == "10.77.0.31" and addrs["lb1"] == "10.77.0.51"
+    with pytest.raises(lablib.LabError, match="at most 10"):
         lab_config.plan_hosts(None, 5)
     with pytest.raises(lablib.LabError, match="bad lab host name"):
         lab_config.host_spec("web1")
@@ -158,7 +158,7 @@ from pyinfra_cli.inventory import make_inventory
 with ctx_state.use(State(config=Config())):
     inv = make_inventory(sys.argv[1], cwd=sys.argv[2])
 out = {"groups": {g: sorted(h.name for h in inv.get_group(g))
-                  for g in ("orchestrators", "transcoders", "monitoring", "reward")},
+                  for g in ("orchestrators", "transcoders", "monitoring", "reward", "load_balancers")},
        "data": {h.name: h.data.dict() for h in inv}}
 print(json.dumps(out, default=str))
 """
@@ -170,10 +170,12 @@ def test_inventory_describes_the_lab(lab):
                        cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
     inv = json.loads(p.stdout.strip().splitlines()[-1])
     groups = inv["groups"]
-    assert groups["orchestrators"] == ["o1"]
+    assert groups["orchestrators"] == ["o1", "o2"]
     assert groups["reward"] == ["o1"]
-    assert {"t1", "t2"} <= set(groups["transcoders"])
+    # o2 transcodes itself; the remote transcoders work for o1.
+    assert {"t1", "t2", "o2"} <= set(groups["transcoders"])
     assert groups["monitoring"] == ["mon1"]
+    assert groups["load_balancers"] == ["lb1"]
     for h in lab.hosts:
         d = inv["data"][h.name]
         assert (d["ssh_hostname"], d["ssh_user"], d["ssh_key"]) == (h.address, "root", lab.ssh_key)
@@ -183,6 +185,9 @@ def test_inventory_describes_the_lab(lab):
         assert d["address"] == h.address and d["lab"] is True
         if h.group == "transcoders":
             assert d["orchestrator"] == "o1"
+        if h.group == "orchestrators":
+            # Behind lb1: one session key for both, on the control machine (0600).
+            assert d["auth_key_file"] == f"{lab.state_dir}/secrets/auth_key"
         if h.group == "monitoring":
             # Short timings and a local receiver; the alert rules keep their own durations.
             assert d["grafana"] is False and d["prometheus_scrape_interval"] == "5s"

@@ -110,11 +110,13 @@ def test_prometheus_and_alertmanager_on_the_monitoring_host(hosts, lab):
 
 
 def test_every_target_is_up(prometheus, lab):
-    """Every lab node's 7935, the reward service's 7936 on o1, every node exporter,
-    Alertmanager and Prometheus itself, each with the inventory's host, role and orchestrator
+    """Every lab node's 7935, the reward service's 7936 on o1, every node exporter, lb1's
+    HAProxy, Alertmanager and Prometheus itself, each with the inventory's host, role and orchestrator
     labels."""
     expected = {("lpnode", n) for n in NODES} | {("node", h.name) for h in lab.hosts} \
-        | {("alertmanager", MON), ("prometheus", MON), ("lpnode-reward", ORCH)}
+        | {("alertmanager", MON), ("prometheus", MON), ("lpnode-reward", ORCH)} \
+        | {("lpnode", h.name) for h in lab.hosts if h.group == "orchestrators"} \
+        | {("haproxy", h.name) for h in lab.hosts if h.group == "load_balancers"}
 
     def all_up():
         targets = prometheus.targets()
@@ -134,6 +136,9 @@ def test_every_target_is_up(prometheus, lab):
     assert found[("lpnode", "t2")]["scrapeUrl"] == f"http://{lab.host('t2').address}:7935/metrics"
     assert found[("lpnode-reward", ORCH)]["scrapeUrl"] == f"http://{lab.host(ORCH).address}:7936/metrics"
     assert found[("lpnode-reward", ORCH)]["labels"]["role"] == "reward"
+    assert found[("lpnode", "o2")]["labels"]["role"] == "orchestrator+transcoder"
+    assert found[("haproxy", "lb1")]["scrapeUrl"] == f"http://{lab.host('lb1').address}:8405/metrics"
+    assert found[("node", "lb1")]["labels"]["role"] == "balancer"
 
 
 def test_rules_loaded(prometheus):
