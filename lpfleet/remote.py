@@ -98,6 +98,11 @@ class Fleet:
     def settings(self, name: str) -> NodeSettings:
         return NodeSettings.from_data(name, self.hosts[name].data)
 
+    def name_at_orchestrator(self, transcoder: str) -> str:
+        """How a transcoder names itself to its orchestrator, the name in its /status: the
+        deploy gives it -transcoderName <inventory name>:<admin port> (roles/node.py)."""
+        return f"{transcoder}:{self.settings(transcoder).cli_port}"
+
     def capacity(self, name: str) -> int:
         """What the inventory says a transcoder offers (-maxSessions)."""
         value = self.settings(name).max_sessions

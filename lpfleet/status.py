@@ -18,7 +18,7 @@ from roles.monitoring import ALERTMANAGER_PORT
 def collect(fleet: Fleet) -> dict[str, Any]:
     orchestrators = []
     for o in fleet.orchestrators:
-        expected = sorted(f"{t.name}:{fleet.settings(t.name).cli_port}" for t in fleet.transcoders_of(o.name))
+        expected = sorted(fleet.name_at_orchestrator(t.name) for t in fleet.transcoders_of(o.name))
         entry: dict[str, Any] = {"name": o.name, "expectedTranscoders": expected}
         try:
             s = fleet.status(o.name)

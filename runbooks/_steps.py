@@ -41,14 +41,9 @@ def _timed(started: float) -> str:
     return f"{time.monotonic() - started:.1f}s"
 
 
-def _name_at_orchestrator(run: Run, transcoder: str) -> str:
-    """How the transcoder names itself to its orchestrator (roles/node.py: -transcoderName)."""
-    return f"{transcoder}:{run.fleet.settings(transcoder).cli_port}"
-
-
 def _registered(run: Run, transcoder: str) -> dict | None:
     orchestrator = str(run.fleet.hosts[transcoder].data["orchestrator"])
-    name = _name_at_orchestrator(run, transcoder)
+    name = run.fleet.name_at_orchestrator(transcoder)
     return next((t for t in run.fleet.status(orchestrator)["transcoders"] if t["name"] == name), None)
 
 

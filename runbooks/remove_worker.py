@@ -41,7 +41,7 @@ def remove_secrets(run: Run, name: str) -> str:
 
 
 def capacity_dropped(run: Run, name: str, orchestrator: str) -> str:
-    label = f"{name}:{run.fleet.settings(name).cli_port}"
+    label = run.fleet.name_at_orchestrator(name)
     def gone() -> dict | None:
         status = run.fleet.status(orchestrator)
         return status if all(t["name"] != label for t in status["transcoders"]) else None

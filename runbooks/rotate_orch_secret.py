@@ -129,7 +129,7 @@ def accept_both(run: Run, rotation: Rotation, o: str) -> str:
 def on_new_secret(run: Run, t: str) -> str:
     fleet = run.fleet
     o = str(fleet.hosts[t].data["orchestrator"])
-    name = f"{t}:{fleet.settings(t).cli_port}"
+    name = fleet.name_at_orchestrator(t)
 
     def registered() -> dict | None:
         status = fleet.status(o)

@@ -56,6 +56,7 @@ def test_expected_capacity_counts_the_inventorys_transcoders_and_its_own(tmp_pat
     assert expected_capacity(f, f.hosts["o1"]) == 4 + 10   # t1's 4, t2 the default 10
     assert expected_capacity(f, f.hosts["o2"]) == 2        # transcodes itself
     assert f.lock_host.name == "mon1"
+    assert f.name_at_orchestrator("t1") == "t1:7935"   # the deploy's -transcoderName
 
 
 def test_rotate_orch_secret_covers_the_whole_fleet_and_needs_one_secret_file(tmp_path: Path) -> None:
