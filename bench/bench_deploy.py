@@ -26,7 +26,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -44,6 +43,8 @@ LPFLEET = [sys.executable, "-m", "lpfleet.cli", "lab"]
 
 sys.path.insert(0, str(ROOT))
 import benchdoc  # noqa: E402  bench/: the shared docs/benchmarks.md writer
+
+from lpfleet.remote import deploy_totals  # noqa: E402
 from roles.wheelhouse import node_tree_hash  # noqa: E402
 
 
@@ -73,14 +74,13 @@ def run(cmd: list[str], timeout: float = 1800) -> tuple[float, float, str]:
 
 
 def totals(output: str) -> tuple[int, int, int]:
-    """(operations, changed, unchanged) from the 'Grand total' row of pyinfra's results."""
-    match = re.search(r"Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", output)
-    if not match:
+    """(operations, changed, unchanged) of a deploy that must have succeeded."""
+    found = deploy_totals(output)
+    if found is None:
         sys.exit(f"no results table in:\n{output[-3000:]}")
-    ops, success, errors, unchanged = (0 if v == "-" else int(v) for v in match.groups())
-    if errors:
-        sys.exit(f"{errors} operation(s) failed:\n{output[-5000:]}")
-    return ops, success, unchanged
+    if found.errors:
+        sys.exit(f"{found.errors} operation(s) failed:\n{output[-5000:]}")
+    return found.operations, found.changed, found.unchanged
 
 
 def lab_hosts() -> int:

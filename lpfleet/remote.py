@@ -219,7 +219,8 @@ class Fleet:
         if p.returncode != 0:
             raise RemoteError(f"the deploy of {','.join(names)} failed (exit {p.returncode}):\n"
                               f"{(p.stdout + p.stderr).strip()[-2000:]}")
-        changed = _changed(p.stdout + p.stderr)  # pyinfra writes its tables to stderr
+        totals = deploy_totals(p.stdout + p.stderr)
+        changed = totals.changed if totals else 0
         log(f"deploy of {','.join(names)}: {changed} change(s) in {time.monotonic() - started:.1f}s")
         return f"{changed} change(s)"
 
@@ -239,10 +240,23 @@ def detected_changes(output: str) -> list[str]:
     return found
 
 
-def _changed(output: str) -> int:
+@dataclass(frozen=True)
+class DeployTotals:
+    """The "Grand total" row of pyinfra's results table ("-" reads as 0)."""
+    operations: int
+    changed: int
+    errors: int
+    unchanged: int
+
+
+def deploy_totals(output: str) -> DeployTotals | None:
+    """The totals of a pyinfra run from its output (stdout and stderr together: pyinfra writes
+    its tables to stderr); None when the run printed no results table."""
     import re
-    match = re.search(r"Grand total\s+\S+\s+(\S+)", output)
-    return 0 if not match or match.group(1) == "-" else int(match.group(1))
+    match = re.search(r"Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", output)
+    if not match:
+        return None
+    return DeployTotals(*(0 if v == "-" else int(v) for v in match.groups()))
 
 
 def quote(text: str) -> str:

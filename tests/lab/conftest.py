@@ -17,7 +17,6 @@ test_dashboard_queries.py), and records which services restarted or reloaded in 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -32,6 +31,7 @@ import testinfra
 
 import lab as lab_pkg
 from lab import config as lab_config
+from lpfleet.remote import DeployTotals, deploy_totals
 
 #: Seconds a lab test may take, including a cold `up` (debootstrap) in the first test's setup.
 LAB_TEST_TIMEOUT = 900
@@ -116,12 +116,11 @@ class DeployRun:
     output: str
     seconds: float
 
-    def totals(self) -> dict[str, int]:
-        """The 'Grand total' row of pyinfra's results table: hosts, success, error, no change."""
-        match = re.search(r"Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", self.output)
-        assert match, f"no results table in the deploy output:\n{self.output[-3000:]}"
-        values = [0 if v == "-" else int(v) for v in match.groups()]
-        return dict(zip(("operations", "changed", "errors", "unchanged"), values))
+    def totals(self) -> DeployTotals:
+        """The 'Grand total' row of pyinfra's results table."""
+        found = deploy_totals(self.output)
+        assert found, f"no results table in the deploy output:\n{self.output[-3000:]}"
+        return found
 
 
 def deploy(*args: str, timeout: float = 900) -> DeployRun:

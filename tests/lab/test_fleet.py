@@ -38,15 +38,15 @@ MONITOR = "mon1"
 
 def test_first_deploy_succeeds(deployed):
     totals = deployed.first.totals()
-    assert totals["errors"] == 0
+    assert totals.errors == 0
 
 
 def test_second_deploy_reports_no_changes(deployed):
     second = deployed.second
     assert second.returncode == 0, second.output[-6000:]
     totals = second.totals()
-    assert totals["changed"] == 0 and totals["errors"] == 0, second.output[-6000:]
-    assert totals["unchanged"] == totals["operations"]
+    assert totals.changed == 0 and totals.errors == 0, second.output[-6000:]
+    assert totals.unchanged == totals.operations
     # The monitoring roles are part of it: every host's node exporter, mon1's Prometheus and
     # Alertmanager with their checked configuration files.
     for op in ("node exporter | node exporter running and enabled at boot",
@@ -299,7 +299,7 @@ def test_config_lpnode_rejects_never_goes_live(hosts):
     assert host.file("/etc/lpnode/lpnode.conf").sha256sum == before
     assert not host.file("/etc/lpnode/.lpnode.conf.lpfleet-new").exists
     assert host.check_output("systemctl show lpnode -p MainPID --value") == pid_before
-    assert deploy("--limit", "t1").totals()["changed"] == 0
+    assert deploy("--limit", "t1").totals().changed == 0
 
 
 def test_new_lpnode_build_is_installed_and_restarts_the_service(hosts):
@@ -314,7 +314,7 @@ def test_new_lpnode_build_is_installed_and_restarts_the_service(hosts):
     assert host.service("lpnode").is_running
     assert host.check_output("systemctl show lpnode -p MainPID --value") != pid_before
     again = deploy("--limit", "t2")
-    assert again.totals()["changed"] == 0, again.output[-4000:]
+    assert again.totals().changed == 0, again.output[-4000:]
 
 
 SUDO_USER = "deployer"
@@ -357,7 +357,7 @@ def test_secrets_never_pass_through_a_readable_file_with_sudo(hosts, lab, tmp_pa
         run = deploy("--limit", "t2", "--data", f"ssh_user={SUDO_USER}", "--data", "_sudo=True",
                      "--data", f"admin_token_file={token}")
         assert run.returncode == 0, run.output[-4000:]
-        assert run.totals()["changed"] >= 1
+        assert run.totals().changed >= 1
         landed = host.file("/etc/lpnode/adminToken")
         assert (landed.user, landed.mode) == ("lpnode", 0o400)
         assert landed.sha256sum == hashlib.sha256(token.read_bytes()).hexdigest()

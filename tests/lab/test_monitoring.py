@@ -273,7 +273,7 @@ def test_refused_configuration_never_goes_live(hosts, tmp_path, what):
 
 def test_deploy_after_refused_ones_changes_nothing(prometheus):
     run = deploy("--limit", MON)
-    assert run.returncode == 0 and run.totals()["changed"] == 0, run.output[-4000:]
+    assert run.returncode == 0 and run.totals().changed == 0, run.output[-4000:]
     assert "SiteBroken" not in json.dumps(prometheus.get("/api/v1/rules"))
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from inventory.hosts import describe
 from lpfleet import haproxy
-from lpfleet.remote import Fleet, RemoteError, detected_changes
+from lpfleet.remote import DeployTotals, Fleet, RemoteError, deploy_totals, detected_changes
 from runbooks import rolling_update, rotate_orch_secret
 from runbooks._steps import Run, expected_capacity
 
@@ -115,3 +115,16 @@ def test_pyinfra_dry_run_changes_are_read_from_its_table() -> None:
 """
     assert detected_changes(table) == ["secrets | orchSecret -> /etc/lpnode/orchSecret (from file x)"]
     assert detected_changes("--> Skipping change detection") == []
+
+
+def test_pyinfra_run_totals_are_read_from_its_grand_total_row() -> None:
+    results = """--> Results:
+    Operation                                   Hosts   Success   Error   No Change
+    common | Install base packages              6       6         -       -
+    common | Time sync (systemd-timesyncd)      6       -         -       6
+    Grand total                                 144     136       -       8
+
+--> Disconnecting from hosts...
+"""
+    assert deploy_totals(results) == DeployTotals(operations=144, changed=136, errors=0, unchanged=8)
+    assert deploy_totals("--> Connecting to hosts...\n    [t1] Could not connect") is None
