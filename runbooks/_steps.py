@@ -68,7 +68,6 @@ def rewarded_this_round(run: Run, name: str) -> str:
     return f"round {chain.get('round')} rewarded" if chain.get("rewarded") else "not active this round"
 
 
-
 def changes(run: Run, name: str) -> str:
     if run.restart:
         return "--restart: replaced whether or not anything changed"
@@ -212,46 +211,65 @@ def restart_transcoder(run: Run, name: str) -> str:
     return f"lpnode pid {before} -> {run.fleet.main_pid(name, SERVICE)}"
 
 
-def undrain(run: Run, name: str) -> str:
-    run.fleet.act(name, "undrain")
-    return "taking sessions again"
-
-
 # ------------------------------------------------------------------ step lists
 
 
-def transcoder_roll(run: Run, t: HostSpec, with_changes: bool = True) -> list[Step]:
+def changes_step(run: Run, h: HostSpec) -> Step:
+    return Step(f"{h.name}:changes", f"{h.name}: what the deploy would change (pyinfra --dry)",
+                partial(changes, run, h.name), h.name, "pyinfra's detected changes")
+
+
+def transcoder_drain_step(run: Run, t: HostSpec) -> Step:
     o = t.data.get("orchestrator")
-    steps = [Step(f"{t.name}:changes", f"{t.name}: what the deploy would change (pyinfra --dry)",
-                  partial(changes, run, t.name), t.name, "pyinfra's detected changes")] if with_changes else []
-    return steps + [
-        Step(f"{t.name}:drain", f"{t.name}: drain (no new work from {o})", partial(drain_transcoder, run, t.name),
-             t.name, f"its in-flight count 0 and gone from {o}'s /status"),
-        Step(f"{t.name}:update", f"{t.name}: deploy (pyinfra --limit {t.name}), lpnode replaced",
-             partial(update, run, t.name, True), t.name, "lpnode's MainPID changed"),
-        Step(f"{t.name}:back", f"{t.name}: back at {o}", partial(transcoder_back, run, t.name), t.name,
-             f"registered at {o} with its inventory capacity"),
-        Step(f"{t.name}:verify", f"{t.name}: verify", partial(verify_stream, run, t.name), t.name,
-             "a short test stream, every segment good"),
-    ]
+    return Step(f"{t.name}:drain", f"{t.name}: drain (no new work from {o})", partial(drain_transcoder, run, t.name),
+                t.name, f"its in-flight count 0 and gone from {o}'s /status")
+
+
+def transcoder_back_step(run: Run, t: HostSpec) -> Step:
+    o = t.data.get("orchestrator")
+    return Step(f"{t.name}:back", f"{t.name}: back at {o}", partial(transcoder_back, run, t.name), t.name,
+                f"registered at {o} with its inventory capacity")
+
+
+def out_of_rotation_step(run: Run, o: HostSpec) -> Step:
+    lbs = ", ".join(lb.name for lb in run.fleet.balancers) or "no balancer"
+    return Step(f"{o.name}:out", f"{o.name}: drain, out of the balancer ({lbs})",
+                partial(out_of_rotation, run, o.name), o.name,
+                "its /ready 404 and each balancer showing it out of rotation")
+
+
+def hand_off_step(run: Run, o: HostSpec) -> Step:
+    return Step(f"{o.name}:handoff", f"{o.name}: hand its gateways to the other orchestrators",
+                partial(hand_off, run, o.name), o.name, "its gateway connections and in-flight count 0")
+
+
+def orchestrator_back_step(run: Run, o: HostSpec) -> Step:
+    return Step(f"{o.name}:back", f"{o.name}: back in rotation", partial(orchestrator_back, run, o.name), o.name,
+                "taking sessions, its transcoders' capacity back, UP at each balancer")
+
+
+def verify_step(run: Run, h: HostSpec) -> Step:
+    return Step(f"{h.name}:verify", f"{h.name}: verify", partial(verify_stream, run, h.name), h.name,
+                "a short test stream, every segment good")
+
+
+def transcoder_roll(run: Run, t: HostSpec, with_changes: bool = True) -> list[Step]:
+    return [*([changes_step(run, t)] if with_changes else []),
+            transcoder_drain_step(run, t),
+            Step(f"{t.name}:update", f"{t.name}: deploy (pyinfra --limit {t.name}), lpnode replaced",
+                 partial(update, run, t.name, True), t.name, "lpnode's MainPID changed"),
+            transcoder_back_step(run, t),
+            verify_step(run, t)]
 
 
 def orchestrator_roll(run: Run, o: HostSpec, with_changes: bool = True) -> list[Step]:
-    lbs = ", ".join(lb.name for lb in run.fleet.balancers) or "no balancer"
-    steps = [Step(f"{o.name}:changes", f"{o.name}: what the deploy would change (pyinfra --dry)",
-                  partial(changes, run, o.name), o.name, "pyinfra's detected changes")] if with_changes else []
-    return steps + [
-        Step(f"{o.name}:out", f"{o.name}: drain, out of the balancer ({lbs})", partial(out_of_rotation, run, o.name),
-             o.name, "its /ready 404 and each balancer showing it out of rotation"),
-        Step(f"{o.name}:handoff", f"{o.name}: hand its gateways to the other orchestrators",
-             partial(hand_off, run, o.name), o.name, "its gateway connections and in-flight count 0"),
-        Step(f"{o.name}:update", f"{o.name}: deploy (pyinfra --limit {o.name})", partial(update, run, o.name, False),
-             o.name, "lpnode's MainPID changed (with --restart)"),
-        Step(f"{o.name}:back", f"{o.name}: back in rotation", partial(orchestrator_back, run, o.name), o.name,
-             "taking sessions, its transcoders' capacity back, UP at each balancer"),
-        Step(f"{o.name}:verify", f"{o.name}: verify", partial(verify_stream, run, o.name), o.name,
-             "a short test stream, every segment good"),
-    ]
+    return [*([changes_step(run, o)] if with_changes else []),
+            out_of_rotation_step(run, o),
+            hand_off_step(run, o),
+            Step(f"{o.name}:update", f"{o.name}: deploy (pyinfra --limit {o.name})",
+                 partial(update, run, o.name, False), o.name, "lpnode's MainPID changed (with --restart)"),
+            orchestrator_back_step(run, o),
+            verify_step(run, o)]
 
 
 def remote_transcoder(fleet: Fleet, name: str, fix: str) -> tuple[HostSpec, str]:

@@ -10,7 +10,7 @@ from functools import partial
 
 from lpfleet.remote import wait_for
 from lpfleet.runbook import Plan, Step, Wave
-from runbooks._steps import Run, expected_capacity, remote_transcoder, transcoder_back, verify_stream
+from runbooks._steps import Run, expected_capacity, remote_transcoder, transcoder_back, verify_step
 
 NAME = "add-worker"
 SUMMARY = "provision a transcoder host from the inventory and see it registered with its capacity"
@@ -43,6 +43,5 @@ def plan(run: Run, limit: list[str] | None, args: argparse.Namespace) -> Plan:
              f"{o}'s /status lists it with its inventory capacity"),
         Step(f"{o}:capacity", f"{o}: its capacity with the new worker", partial(orchestrator_capacity, run, o), o,
              "its /status capacity: every transcoder the inventory gives it"),
-        Step(f"{h.name}:verify", f"{h.name}: verify", partial(verify_stream, run, h.name), h.name,
-             "a short test stream, every segment good"),
+        verify_step(run, h),
     )),))

@@ -11,7 +11,7 @@ from lpfleet.remote import wait_for
 from lpfleet.runbook import Plan, Step, StepFailed, Wave
 from roles.node import SERVICE
 from roles.secrets import ADMIN_TOKEN_PATH, ORCH_CERT_PATH, ORCH_SECRET_PATH
-from runbooks._steps import Run, drain_transcoder, remote_transcoder
+from runbooks._steps import Run, remote_transcoder, transcoder_drain_step
 
 NAME = "remove-worker"
 SUMMARY = "drain a transcoder host, stop it, remove its secrets, see its orchestrator's capacity drop"
@@ -55,8 +55,7 @@ def plan(run: Run, limit: list[str] | None, args: argparse.Namespace) -> Plan:
     h, o = remote_transcoder(run.fleet, args.host, "an orchestrator that transcodes is retired with drain, "
                              "not remove-worker")
     return Plan(NAME, (Wave(h.name, (
-        Step(f"{h.name}:drain", f"{h.name}: drain (no new work from {o})", partial(drain_transcoder, run, h.name),
-             h.name, f"its in-flight count 0 and gone from {o}'s /status"),
+        transcoder_drain_step(run, h),
         Step(f"{h.name}:stop", f"{h.name}: stop and disable lpnode", partial(stop, run, h.name), h.name,
              "systemctl is-active"),
         Step(f"{h.name}:secrets", f"{h.name}: remove its secrets ({', '.join(SECRETS)})",

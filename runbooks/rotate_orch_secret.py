@@ -20,7 +20,7 @@ from inventory.hosts import HostSpec
 from inventory.secret_checks import secret_source
 from lpfleet.remote import RemoteError, wait_for
 from lpfleet.runbook import Plan, Step, StepFailed, Wave
-from runbooks._steps import Run, drain_transcoder, update, verify_stream
+from runbooks._steps import Run, transcoder_drain_step, update, verify_stream
 
 NAME = "rotate-orch-secret"
 SUMMARY = "replace the orchSecret fleet-wide in three checked phases, no transcoder dropped"
@@ -174,8 +174,7 @@ def plan(run: Run, limit: list[str] | None, args: argparse.Namespace) -> Plan:
         for o in orchestrators)))
     for t in fleet.remote_transcoders:
         waves.append(Wave(f"phase 2: transcoder {t.name} switches", (
-            Step(f"{t.name}:drain", f"{t.name}: drain", partial(drain_transcoder, run, t.name), t.name,
-                 "its in-flight count 0 and gone from its orchestrator"),
+            transcoder_drain_step(run, t),
             Step(f"{t.name}:update", f"{t.name}: deploy the new secret, lpnode replaced",
                  partial(update, run, t.name, True), t.name, "lpnode's MainPID changed"),
             Step(f"{t.name}:new-secret", f"{t.name}: registered with the new secret",

@@ -12,7 +12,7 @@ import pytest
 from inventory.hosts import describe
 from lpfleet import haproxy
 from lpfleet.remote import DeployTotals, Fleet, RemoteError, deploy_totals, detected_changes
-from runbooks import rolling_update, rotate_orch_secret
+from runbooks import add_worker, drain, remove_worker, rolling_update, rotate_orch_secret, undrain
 from runbooks._steps import Run, expected_capacity
 
 
@@ -49,6 +49,23 @@ def test_the_plan_is_the_same_plan_for_a_resume_only_with_the_same_hosts(tmp_pat
     b = rolling_update.plan(Run(f), ["t1", "o1"], argparse.Namespace(restart=True))
     c = rolling_update.plan(Run(f), ["t1"], argparse.Namespace(restart=True))
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_one_host_runbooks_plan_by_the_hosts_role(tmp_path: Path) -> None:
+    f = fleet(tmp_path)
+
+    def plan_of(module, host: str) -> list[str]:
+        return ids(module.plan(Run(f), None, argparse.Namespace(host=host)))
+    assert plan_of(drain, "o1") == ["o1:out", "o1:handoff"]
+    assert plan_of(drain, "t1") == ["t1:drain"]
+    assert plan_of(undrain, "o1") == ["o1:back", "o1:verify"]
+    assert plan_of(undrain, "t1") == ["t1:restart", "t1:back", "t1:verify"]
+    assert plan_of(add_worker, "t2") == ["t2:provision", "t2:registered", "o1:capacity", "t2:verify"]
+    assert plan_of(remove_worker, "t2") == ["t2:drain", "t2:stop", "t2:secrets", "o1:capacity"]
+    with pytest.raises(RemoteError, match="lb1 runs no lpnode"):
+        plan_of(drain, "lb1")
+    with pytest.raises(RemoteError, match="not a transcoder host"):
+        plan_of(remove_worker, "o2")   # it transcodes, but as an orchestrator
 
 
 def test_expected_capacity_counts_the_inventorys_transcoders_and_its_own(tmp_path: Path) -> None:
