@@ -9,6 +9,7 @@ stdin, so it is on no command line and in no log; nothing here prints a secret.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from shlex import quote
 from typing import Any, TypeVar
 
 from inventory.hosts import LOAD_BALANCERS, MONITORING, ORCHESTRATORS, TRANSCODERS, HostSpec
@@ -228,7 +230,6 @@ class Fleet:
 def detected_changes(output: str) -> list[str]:
     """The operations pyinfra --dry would change ("Detected changes", one host: the Change
     column is not "-"); conditional changes (waits after a reload) do not count."""
-    import re
     if "Detected changes:" not in output:
         return []
     table = output.split("Detected changes:", 1)[1].split("Detected changes may not include", 1)[0]
@@ -252,16 +253,10 @@ class DeployTotals:
 def deploy_totals(output: str) -> DeployTotals | None:
     """The totals of a pyinfra run from its output (stdout and stderr together: pyinfra writes
     its tables to stderr); None when the run printed no results table."""
-    import re
     match = re.search(r"Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", output)
     if not match:
         return None
     return DeployTotals(*(0 if v == "-" else int(v) for v in match.groups()))
-
-
-def quote(text: str) -> str:
-    import shlex
-    return shlex.quote(text)
 
 
 def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.5) -> T:

@@ -12,9 +12,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
-from lpfleet.remote import Fleet, RemoteError, quote
+from lpfleet.remote import Fleet, RemoteError
 from lpfleet.runbook import Journal, LockHeld, Plan, execute
 
 REMOTE_DIR = "/var/lib/lpfleet"

@@ -10,6 +10,7 @@ import json
 import urllib.request
 from typing import Any
 
+from inventory.hosts import MONITORING
 from lpfleet import haproxy
 from lpfleet.remote import Fleet, RemoteError
 from roles.monitoring import ALERTMANAGER_PORT
@@ -42,18 +43,19 @@ def collect(fleet: Fleet) -> dict[str, Any]:
             entry["error"] = str(exc)
         balancers.append(entry)
     alerts: dict[str, Any] = {}
-    for mon in fleet.group("monitoring"):
+    for mon in fleet.group(MONITORING):
         try:
             with urllib.request.urlopen(f"http://{mon.address}:{ALERTMANAGER_PORT}/api/v2/alerts?active=true"
                                         "&silenced=false&inhibited=false", timeout=5) as resp:
                 firing = json.load(resp)
-            alerts[mon.name] = sorted({(a["labels"].get("alertname", "?"), a["labels"].get("host", ""),
-                                        a["labels"].get("severity", "")) for a in firing})
         except OSError as exc:
             alerts[mon.name] = f"error: {exc}"
-    return {"orchestrators": orchestrators, "balancers": balancers,
-            "alerts": {k: [{"alert": a, "host": h, "severity": s} for a, h, s in v] if isinstance(v, list) else v
-                       for k, v in alerts.items()}}
+            continue
+        # One line per alert, host and severity (Alertmanager lists each label set).
+        seen = sorted({(a["labels"].get("alertname", "?"), a["labels"].get("host", ""),
+                        a["labels"].get("severity", "")) for a in firing})
+        alerts[mon.name] = [{"alert": a, "host": h, "severity": s} for a, h, s in seen]
+    return {"orchestrators": orchestrators, "balancers": balancers, "alerts": alerts}
 
 
 def render(view: dict[str, Any]) -> str:

@@ -108,7 +108,7 @@ def check_rendition(data: bytes, profile: VideoProfile, src: SourceSegment) -> s
 
 async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], count: int,
                      profiles: list[VideoProfile], max_attempts: int, report: Report,
-                     verbose: bool, realtime: bool = False, stop: asyncio.Event | None = None) -> None:
+                     verbose: bool, realtime: bool, stop: asyncio.Event) -> None:
     async with GatewayClient(addr, payer=report.payer) as client:
         # None: ask GetOrchestrator first (the start, or a session the orchestrator refused).
         info: pb.OrchestratorInfo | None = None
@@ -118,14 +118,11 @@ async def run_stream(addr: str, stream_no: int, segments: list[SourceSegment], c
             src = segments[seq % len(segments)]
             if realtime:
                 due = live_start + sum(segments[i % len(segments)].duration_ms for i in range(seq)) / 1000
-                if stop is not None:
-                    try:
-                        await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
-                    except TimeoutError:
-                        pass
-                else:
-                    await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if stop is not None and stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
+                except TimeoutError:
+                    pass
+            if stop.is_set():
                 break
             report.sent += 1
             started = time.perf_counter()

@@ -39,7 +39,6 @@ HEARTBEAT_EVERY_S = 1.0
 HEARTBEAT_MISSES = 3
 
 
-
 def source_url(url: str, orchestrator: str) -> str:
     """Where to fetch a segment's source: a URL on the orchestrator's own segment store
     (/stream/...) is fetched from the address this transcoder dialed, as the results are posted
@@ -47,6 +46,7 @@ def source_url(url: str, orchestrator: str) -> str:
     is the balancer's, and it could hand the request to another orchestrator."""
     parts = urlsplit(url)
     return f"https://{orchestrator}{parts.path}" if parts.path.startswith("/stream/") else url
+
 
 @dataclass
 class OrchestratorLink:
