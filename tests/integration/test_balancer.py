@@ -54,11 +54,12 @@ def balanced(fleet, tmp_path):
 def test_a_drained_orchestrator_leaves_rotation_and_hands_its_streams_over(fleet, balanced):
     lb, orchs = balanced
     stream = fleet.start_stream("-segments", "10", "-streams", "2", *STREAM, orch_addr=lb.address)
-    # The balancer hashes the gateway's address: both streams are on one orchestrator.
-    until(lambda: any(p.status()["gatewayConnections"] for p in orchs.values()), 30, "the stream connecting")
-    first = next(n for n, p in orchs.items() if p.status()["gatewayConnections"])
+    # The balancer hashes the gateway's address: both streams are on one orchestrator. Found by
+    # its segment count, which only grows: a gateway's connection count drops to 0 between its
+    # GetOrchestrator (a connection of its own) and its first segment.
+    until(lambda: any(segments(p) >= 2 for p in orchs.values()), 30, "segments on the first orchestrator")
+    first = next(n for n, p in orchs.items() if segments(p) >= 2)
     other = next(n for n in orchs if n != first)
-    until(lambda: segments(orchs[first]) >= 2, 30, "segments on the first orchestrator")
 
     token = fleet.admin_token()
     assert orchs[first].admin("drain", token)["draining"] is True
